@@ -1,0 +1,19 @@
+//! The Google side: service-account auth with domain-wide delegation, and
+//! the organizer's calendar.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+
+pub use auth::{AuthError, KeyError, ServiceAccount, TokenSource};
+pub use client::{CalendarClient, ClientOptions, EventPage, NewEvent, SendUpdates};
+pub use error::GoogleError;
+
+/// Why a Calendar client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Google(#[from] GoogleError),
+}

@@ -1,0 +1,128 @@
+//! The one HTTP client both connectors share.
+//!
+//! google-calendar3 wants a `hyper_util` legacy client; the HITO-Link
+//! connector and the conditional Calendar writes (which google-calendar3
+//! cannot send with `If-Match`) use the very same client, so there is one
+//! connection pool, one TLS configuration and one place that sets timeouts.
+
+use std::time::Duration;
+
+use google_calendar3::common;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub type Connector = HttpsConnector<HttpConnector>;
+pub type Client = common::Client<Connector>;
+
+/// How long one request may take, connect to last body byte. A stuck peer
+/// must not stall a cycle forever; the retry layer decides what comes next.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Builds the client: HTTPS with the Mozilla roots compiled in (no
+/// dependency on the host's CA store), plain HTTP allowed because loopback
+/// test peers speak it; `config::check_url` refuses plain HTTP elsewhere.
+pub fn client() -> Client {
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector())
+}
+
+/// The connector alone, for yup-oauth2, which wants a client with another
+/// body type.
+pub fn connector() -> Connector {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build()
+}
+
+/// A response read whole: these APIs answer with small JSON documents.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: hyper::body::Bytes,
+}
+
+/// Why a request got no HTTP answer at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("reading the answer failed: {0}")]
+    Body(String),
+}
+
+/// One request, no retries; the caller's retry policy decides on failures.
+pub async fn send(
+    client: &Client,
+    method: Method,
+    url: &str,
+    headers: &[(http::HeaderName, String)],
+    body: Option<String>,
+) -> Result<Response, SendError> {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    if body.is_some() {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let request = builder
+        .body(common::to_body(body))
+        .map_err(|e| SendError::Connect(format!("invalid request: {e}")))?;
+    let fut = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| SendError::Connect(error_chain(&e)))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| SendError::Body(e.to_string()))?
+            .to_bytes();
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| SendError::Timeout(REQUEST_TIMEOUT))?
+}
+
+/// hyper's errors say "client error (Connect)" and hide the useful part in
+/// their sources; an admin needs "connection refused".
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// `Retry-After` in seconds (the only form either API sends).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

@@ -1,0 +1,17 @@
+//! hitosync keeps HITO-Link interview records and the organizer's Google
+//! Calendar in step, in both directions.
+//!
+//! Data flows one way through the modules: the connectors (`google`,
+//! `hitolink`) fetch changes, `reconcile` decides, `engine` applies and
+//! `state` persists. The emulators under `emulator` are the test peers; the
+//! product path never calls them.
+
+pub mod cli;
+pub mod config;
+pub mod emulator;
+pub mod google;
+pub mod http;
+pub mod logging;
+pub mod model;
+pub mod ratelimit;
+pub mod retry;

@@ -1,0 +1,54 @@
+//! Log output through `tracing`.
+//!
+//! Some dependencies log secrets at debug level (yup-oauth2 prints the
+//! signed JWT it sends and the access token it receives). Their targets are
+//! capped here whatever `RUST_LOG` says, so that `RUST_LOG=debug` stays safe
+//! (SPEC invariant 7).
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Directive;
+
+/// Targets that must never log below `info`, with the reason.
+const CAPPED: &[(&str, &str)] = &[
+    (
+        "yup_oauth2",
+        "logs the signed JWT and the access token at debug",
+    ),
+    ("hyper", "may log header values at trace"),
+    ("hyper_util", "may log header values at trace"),
+    ("h2", "may log header values at trace"),
+    ("rustls", "noise at debug"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The filter: `RUST_LOG` (default `info`), with the capped targets forced
+/// to `info` at most.
+pub fn filter() -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for (target, _why) in CAPPED {
+        if let Ok(d) = format!("{target}=info").parse::<Directive>() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
+/// Installs the global subscriber; logs go to stderr so that commands'
+/// own output on stdout stays machine-readable.
+pub fn init(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

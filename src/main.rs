@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hitosync::cli::main()
+}
