@@ -53,6 +53,20 @@ pub enum Emulate {
         #[arg(long, default_value = "notasecret")]
         p12_password: String,
     },
+    /// The HITO-Link interview API of HITOLINK-API.md.
+    Hitolink {
+        #[arg(long, default_value = "127.0.0.1:8086")]
+        listen: SocketAddr,
+        /// A file holding the bearer token clients must send.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// JSON with `applications`, `interviews` (and optionally `users`, `selection_steps`).
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        /// Requests a minute per token before 429 (the API's documented 100); 0 lifts the limit.
+        #[arg(long, default_value_t = 100)]
+        rate_limit: u32,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -98,6 +112,29 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("listening on http://{addr}");
             println!("token_uri = \"http://{addr}/token\"");
             println!("api_base_url = \"http://{addr}/calendar/v3/\"");
+            wait_for_shutdown(task).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Emulate(Emulate::Hitolink {
+            listen,
+            token_file,
+            seed,
+            rate_limit,
+        }) => {
+            // The emulator's own token file is test material; any mode will do.
+            let token = crate::hitolink::read_token(&token_file, true)?;
+            let seed = match seed {
+                Some(path) => emulator::hitolink::read_seed(&path)?,
+                None => emulator::hitolink::Seed::default(),
+            };
+            let emu = Arc::new(emulator::hitolink::HitolinkEmulator::new(
+                secrecy::ExposeSecret::expose_secret(&token),
+                seed,
+            ));
+            emu.set_rate_limit((rate_limit > 0).then_some(rate_limit));
+            let (addr, task) = emulator::hitolink::spawn(emu, listen).await?;
+            println!("listening on http://{addr}");
+            println!("base_url = \"http://{addr}/\"");
             wait_for_shutdown(task).await;
             Ok(ExitCode::SUCCESS)
         }

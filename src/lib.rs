@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod google;
+pub mod hitolink;
 pub mod http;
 pub mod logging;
 pub mod model;

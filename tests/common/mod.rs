@@ -76,3 +76,43 @@ max_requests_per_minute = 6000
         g.token_uri()
     )
 }
+
+use hitosync::emulator::hitolink::{self as hemu, HitolinkEmulator, Seed};
+
+pub const HITOLINK_TOKEN: &str = "hl-test-token-7f3a";
+
+pub struct HitolinkEmu {
+    pub emu: Arc<HitolinkEmulator>,
+    pub addr: SocketAddr,
+}
+
+impl HitolinkEmu {
+    /// Started with the rate limit lifted; tests about it set one.
+    pub async fn start(seed: Seed) -> HitolinkEmu {
+        let emu = Arc::new(HitolinkEmulator::new(HITOLINK_TOKEN, seed));
+        emu.set_rate_limit(None);
+        let (addr, _task) = hemu::spawn(emu.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        HitolinkEmu { emu, addr }
+    }
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+/// A small hiring week: two applications, two interviewers, two steps.
+pub fn hiring_seed() -> Seed {
+    serde_json::from_value(serde_json::json!({
+        "applications": [
+            {"id": "ap_1", "candidate": {"id": "cd_1", "display_name": "山田 太郎", "email": "taro@example.com"}, "job": {"id": "jb_1", "name": "カスタマーサクセス"}},
+            {"id": "ap_2", "candidate": {"id": "cd_2", "display_name": "佐藤 花子", "email": "hanako@example.com"}, "job": {"id": "jb_2", "name": "エンジニア"}}
+        ],
+        "users": [
+            {"id": "us_1", "name": "鈴木 一郎", "email": "suzuki@example.co.jp"},
+            {"id": "us_2", "name": "高橋 次郎", "email": "takahashi@example.co.jp"}
+        ],
+        "selection_steps": [{"id": "st_1", "name": "一次面接"}, {"id": "st_2", "name": "最終面接"}]
+    }))
+    .unwrap()
+}

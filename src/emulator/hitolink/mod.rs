@@ -1,0 +1,34 @@
+//! The HITO-Link side's test peer: the interview API of HITOLINK-API.md.
+
+pub mod http;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use state::{Answer, ApiError, Application, Fault, HitolinkEmulator, Seed, User};
+
+/// Reads a `--seed` file: `{"applications": [...], "interviews": [...]}`,
+/// optionally with `users` and `selection_steps`.
+pub fn read_seed(path: &Path) -> anyhow::Result<Seed> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the seed file {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("the seed file {} is not valid: {e}", path.display()))
+}
+
+/// Binds `addr` and serves in the background.
+pub async fn spawn(
+    emu: Arc<HitolinkEmulator>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, http::router(emu)).await {
+            tracing::error!(error = %e, "HITO-Link emulator stopped");
+        }
+    });
+    Ok((local, task))
+}
