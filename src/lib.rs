@@ -15,4 +15,5 @@ pub mod http;
 pub mod logging;
 pub mod model;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod retry;
