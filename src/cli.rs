@@ -7,9 +7,15 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::DEFAULT_CONFIG_PATH;
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::emulator;
+use crate::engine::{CycleOptions, CycleReport, Engine, EngineError, PlanItem};
+use crate::google::{CalendarClient, GoogleError};
+use crate::hitolink::{HitolinkClient, HitolinkError};
 use crate::logging::{self, LogFormat};
+use crate::reconcile::{Case, Policy};
+use crate::state::{StateError, Store, WorkKey};
+use crate::status::{InspectView, StatusView};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +36,34 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// One reconcile cycle, then exit (0: all applied, 1: something parked or failed, 2: configuration error).
+    Sync {
+        /// Forget both cursors first and compare everything.
+        #[arg(long)]
+        full: bool,
+        /// Apply cancellations even when the mass-deletion breaker would hold them.
+        #[arg(long)]
+        allow_mass_delete: bool,
+    },
+    /// What one cycle would do, per record; changes nothing anywhere.
+    Plan {
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts, last cycle, cursors' age, pending operations, conflicts, failing records.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One interview's mapping, last agreed state and history of decisions.
+    Inspect {
+        /// The HITO-Link interview ID (like iv_000123).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a test peer (an emulator of Google Calendar or HITO-Link) in the foreground.
     #[command(subcommand)]
     Emulate(Emulate),
@@ -92,39 +126,266 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// An error with the exit code it deserves: 2 for configuration and
+/// setup (the admin must edit something), 1 for everything else.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn setup_error(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: e.into(),
+    }
+}
+
+fn run_error(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: e.into(),
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(setup_error)
+}
+
+async fn connect(config: &Config) -> Result<(CalendarClient, HitolinkClient), Failure> {
+    let calendar = CalendarClient::connect(config).await.map_err(setup_error)?;
+    let hitolink = HitolinkClient::from_config(config).map_err(setup_error)?;
+    Ok((calendar, hitolink))
+}
+
+fn open_store(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.daemon.state_dir).map_err(|e| match e {
+        StateError::Open { .. } => setup_error(e),
+        other => run_error(other),
+    })
+}
+
+async fn run_cycle(config: &Config, opts: CycleOptions) -> Result<CycleReport, Failure> {
+    let (calendar, hitolink) = connect(config).await?;
+    let store = open_store(config)?;
+    let engine = Engine {
+        calendar: &calendar,
+        hitolink: &hitolink,
+        store: &store,
+        policy: Policy::from_config(&config.sync, &config.google.organizer_email),
+        max_deletions: config.sync.max_deletions,
+        hitolink_page_size: 200,
+    };
+    engine.cycle(&opts).await.map_err(|e| match e {
+        EngineError::Google(
+            GoogleError::Auth(_) | GoogleError::ApiDisabled { .. } | GoogleError::Forbidden { .. },
+        ) => setup_error(e),
+        EngineError::Hitolink(HitolinkError::Unauthorized) => setup_error(e),
+        other => run_error(other),
+    })
+}
+
+fn print_plan(items: &[PlanItem]) {
+    for item in items {
+        let mark = if item.held {
+            " [held by the mass-deletion breaker]"
+        } else if item.destructive {
+            " [cancels]"
+        } else {
+            ""
+        };
+        println!("  {}  {:?}  {}{}", item.key, item.case, item.summary, mark);
+    }
+}
+
+async fn sync_command(
+    config_path: &std::path::Path,
+    full: bool,
+    allow_mass_delete: bool,
+) -> Result<ExitCode, Failure> {
+    let config = load_config(config_path)?;
+    let report = run_cycle(
+        &config,
+        CycleOptions {
+            full,
+            allow_mass_delete,
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!(
+        "cycle: {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts ({} calendar changes, {} HITO-Link changes{}) in {} ms",
+        report.applied,
+        report.parked,
+        report.calendar_writes,
+        report.hitolink_writes,
+        report.conflicts,
+        report.google_changes,
+        report.hitolink_changes,
+        match (report.full_google, report.full_hitolink) {
+            (true, true) => "; full listing of both sides",
+            (true, false) => "; full listing of the calendar",
+            (false, true) => "; full listing of HITO-Link",
+            (false, false) => "",
+        },
+        report.duration_ms
+    );
+    print_plan(
+        &report
+            .plan
+            .iter()
+            .filter(|p| p.case != Case::NothingToDo || p.summary.starts_with("parked"))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    if let Some(why) = &report.breaker {
+        println!("mass-deletion breaker tripped: {why}");
+        println!(
+            "check both sides, then run `hitosync sync --allow-mass-delete` to apply the cancellations"
+        );
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn plan_command(
+    config_path: &std::path::Path,
+    full: bool,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let config = load_config(config_path)?;
+    let report = run_cycle(
+        &config,
+        CycleOptions {
+            full,
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let items: Vec<PlanItem> = report
+        .plan
+        .into_iter()
+        .filter(|p| p.case != Case::NothingToDo || p.summary.starts_with("parked"))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).map_err(run_error)?
+        );
+    } else {
+        println!(
+            "plan: {} record(s) would change; nothing was written",
+            items.len()
+        );
+        print_plan(&items);
+        if let Some(why) = &report.breaker {
+            println!("the mass-deletion breaker would trip: {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_command(config_path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
+    let config = load_config(config_path)?;
+    let store = open_store(&config)?;
+    let view = StatusView::read(&store, chrono::Utc::now()).map_err(run_error)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&view).map_err(run_error)?
+        );
+    } else {
+        print!("{}", view.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect_command(
+    config_path: &std::path::Path,
+    id: &str,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let config = load_config(config_path)?;
+    let store = open_store(&config)?;
+    let view = InspectView {
+        record: store.record(id).map_err(run_error)?,
+        parked: store
+            .parked()
+            .map_err(run_error)?
+            .into_iter()
+            .find(|p| p.key == WorkKey::Interview(id.to_string())),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&view).map_err(run_error)?
+        );
+    } else {
+        print!("{}", view.render(id));
+    }
+    Ok(if view.record.is_some() || view.parked.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Emulate(Emulate::Google {
+    let result = match cli.command {
+        Command::Sync {
+            full,
+            allow_mass_delete,
+        } => sync_command(&cli.config, full, allow_mass_delete).await,
+        Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
+        Command::Status { json } => status_command(&cli.config, json),
+        Command::Inspect { id, json } => inspect_command(&cli.config, &id, json),
+        Command::Emulate(e) => emulate(e).await,
+    };
+    Ok(match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    })
+}
+
+async fn emulate(e: Emulate) -> Result<ExitCode, Failure> {
+    match e {
+        Emulate::Google {
             listen,
             service_account,
             organizer,
             p12,
             p12_password,
-        }) => {
-            let setup = emulator::google::setup_from_p12(
-                &service_account,
-                &organizer,
-                &p12,
-                &p12_password,
-            )?;
+        } => {
+            let setup =
+                emulator::google::setup_from_p12(&service_account, &organizer, &p12, &p12_password)
+                    .map_err(setup_error)?;
             let emu = Arc::new(emulator::google::GoogleEmulator::new(setup));
-            let (addr, task) = emulator::google::spawn(emu, listen).await?;
+            let (addr, task) = emulator::google::spawn(emu, listen)
+                .await
+                .map_err(run_error)?;
             println!("listening on http://{addr}");
             println!("token_uri = \"http://{addr}/token\"");
             println!("api_base_url = \"http://{addr}/calendar/v3/\"");
             wait_for_shutdown(task).await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Emulate(Emulate::Hitolink {
+        Emulate::Hitolink {
             listen,
             token_file,
             seed,
             rate_limit,
-        }) => {
+        } => {
             // The emulator's own token file is test material; any mode will do.
-            let token = crate::hitolink::read_token(&token_file, true)?;
+            let token = crate::hitolink::read_token(&token_file, true).map_err(setup_error)?;
             let seed = match seed {
-                Some(path) => emulator::hitolink::read_seed(&path)?,
+                Some(path) => emulator::hitolink::read_seed(&path).map_err(setup_error)?,
                 None => emulator::hitolink::Seed::default(),
             };
             let emu = Arc::new(emulator::hitolink::HitolinkEmulator::new(
@@ -132,7 +393,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
             ));
             emu.set_rate_limit((rate_limit > 0).then_some(rate_limit));
-            let (addr, task) = emulator::hitolink::spawn(emu, listen).await?;
+            let (addr, task) = emulator::hitolink::spawn(emu, listen)
+                .await
+                .map_err(run_error)?;
             println!("listening on http://{addr}");
             println!("base_url = \"http://{addr}/\"");
             wait_for_shutdown(task).await;

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod engine;
 pub mod google;
 pub mod hitolink;
 pub mod http;
@@ -17,3 +18,5 @@ pub mod model;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod retry;
+pub mod state;
+pub mod status;

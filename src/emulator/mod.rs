@@ -1,2 +1,3 @@
 pub mod google;
 pub mod hitolink;
+pub mod inprocess;

@@ -143,12 +143,27 @@ impl HitolinkError {
 
     fn from_response(resp: &nethttp::Response, what: &str) -> HitolinkError {
         let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        HitolinkError::from_parts(
+            resp.status,
+            &body,
+            what,
+            nethttp::retry_after(&resp.headers),
+        )
+    }
+
+    /// Sorts an error answer by status; `body` is the `{"error", "message"}` JSON.
+    pub fn from_parts(
+        status: http::StatusCode,
+        body: &Value,
+        what: &str,
+        retry_after: Option<Duration>,
+    ) -> HitolinkError {
         let message = body
             .get("message")
             .and_then(|m| m.as_str())
-            .unwrap_or_else(|| resp.status.canonical_reason().unwrap_or(""))
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or(""))
             .to_string();
-        match resp.status.as_u16() {
+        match status.as_u16() {
             410 => HitolinkError::CursorExpired,
             412 => HitolinkError::PreconditionFailed {
                 id: what.to_string(),
@@ -168,10 +183,8 @@ impl HitolinkError {
                 what: what.to_string(),
             },
             401 => HitolinkError::Unauthorized,
-            429 => HitolinkError::RateLimited {
-                retry_after: nethttp::retry_after(&resp.headers),
-            },
-            s if s >= 500 => HitolinkError::Transient(format!("{}: {message}", resp.status)),
+            429 => HitolinkError::RateLimited { retry_after },
+            s if s >= 500 => HitolinkError::Transient(format!("{status}: {message}")),
             s => HitolinkError::Rejected { status: s, message },
         }
     }

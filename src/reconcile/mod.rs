@@ -724,7 +724,12 @@ fn adopt(iv: &Interview, ev: &CalendarEvent, policy: &Policy) -> Decision {
     let g_view = calendar_view(ev, &h_view, iv.candidate.email.as_deref());
     // The agreed state is whichever side still matches the stamp; failing
     // that, the HITO-Link view with every disagreement a conflict.
-    let (base, unknown_base) = if stamped == Some(&h_view.digest()) {
+    let fresh_booking = ev.interview_id().is_none() && stamped.is_none();
+    let (base, unknown_base) = if fresh_booking {
+        // The interview was just made from this event: what the event shows
+        // beyond it is the calendar's news.
+        (h_view.clone(), false)
+    } else if stamped == Some(&h_view.digest()) {
         (h_view.clone(), false)
     } else if stamped == Some(&g_view.digest()) {
         (g_view.clone(), false)
@@ -1188,7 +1193,9 @@ fn live_update(
         notify = true;
     }
     let link_changed = target.link != g_view.link;
-    if link_changed || pres.description != snap.presentation.description {
+    if link_changed
+        || without_link(&pres.description) != without_link(&snap.presentation.description)
+    {
         body.description = Some(pres.description.clone());
         notify |= link_changed;
     }
@@ -1218,6 +1225,15 @@ fn live_update(
     } else {
         Some(CalendarWrite::Stamp { body })
     }
+}
+
+/// A description less its link line: what HITO-Link owns in it.
+fn without_link(description: &str) -> String {
+    description
+        .lines()
+        .filter(|l| !l.trim().starts_with(LINK_LABEL.trim_end()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn hitolink_writes(
