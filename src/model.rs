@@ -304,9 +304,18 @@ impl Interview {
             (None, None) => None,
             _ => return Err("only one of `start` and `end` is set".into()),
         };
-        if slot.is_none() && status != InterviewStatus::NeedsScheduling && r.deleted_at.is_none() {
+        // The API says only needs_scheduling lacks a time, but a record that
+        // is off the calendar anyway (declined or canceled before it was
+        // scheduled, or deleted) loses nothing by having none.
+        let timeless_ok = matches!(
+            status,
+            InterviewStatus::NeedsScheduling
+                | InterviewStatus::CandidateDeclined
+                | InterviewStatus::Canceled
+        ) || r.deleted_at.is_some();
+        if slot.is_none() && !timeless_ok {
             return Err(format!(
-                "`start`/`end` are null but `status` is {:?}; only needs_scheduling has no time",
+                "`start`/`end` are null but `status` is {:?}, which needs a time",
                 r.status
             ));
         }
@@ -538,7 +547,7 @@ mod tests {
                 v["start"] = json!(null);
                 v["end"] = json!(null);
             })
-            .contains("only needs_scheduling")
+            .contains("needs a time")
         );
         assert!(reason(|v| v["version"] = json!("seven")).contains("malformed"));
         assert!(

@@ -378,6 +378,18 @@ impl Store {
         self.flush()
     }
 
+    /// An intent or a parking is open for `key`.
+    pub fn is_pending(&self, key: &WorkKey) -> Result<bool, StateError> {
+        Ok(self.intents.contains_key(key.db_key())? || self.parked.contains_key(key.db_key())?)
+    }
+
+    /// Closes any intent and parking for `key` (the record needs nothing).
+    pub fn settle(&self, key: &WorkKey) -> Result<(), StateError> {
+        self.intents.remove(key.db_key())?;
+        self.parked.remove(key.db_key())?;
+        self.flush()
+    }
+
     pub fn intents(&self) -> Result<Vec<Intent>, StateError> {
         self.intents
             .iter()

@@ -23,6 +23,7 @@ pub struct InProcessGoogle {
     pub emu: Arc<GoogleEmulator>,
     token: String,
     calendar_id: String,
+    page_size: i64,
 }
 
 impl InProcessGoogle {
@@ -32,7 +33,14 @@ impl InProcessGoogle {
             emu,
             token,
             calendar_id: "primary".into(),
+            page_size: 250,
         }
+    }
+
+    /// Smaller pages make short tests page too.
+    pub fn with_page_size(mut self, n: i64) -> InProcessGoogle {
+        self.page_size = n;
+        self
     }
 
     fn begin(&self, call: &str) -> Result<Principal, GoogleError> {
@@ -70,7 +78,7 @@ impl CalendarApi for InProcessGoogle {
             sync_token: sync_token.map(str::to_string),
             page_token: page_token.map(str::to_string),
             show_deleted: Some(true),
-            max_results: Some(250),
+            max_results: Some(self.page_size),
             ..Default::default()
         };
         let v = self

@@ -125,6 +125,9 @@ struct Work {
     refetch: bool,
     /// HITO-Link sent a record that does not validate: parked, not decided.
     invalid: Option<String>,
+    /// Other keys whose intent or parking this work settles (a booking's
+    /// event key once the event is mapped to its interview).
+    also_settle: Vec<WorkKey>,
 }
 
 impl Default for Work {
@@ -134,6 +137,7 @@ impl Default for Work {
             g: Obs::NoNews,
             refetch: false,
             invalid: None,
+            also_settle: vec![],
         }
     }
 }
@@ -261,6 +265,13 @@ impl<'a> Engine<'a> {
         }
 
         for (key, w, d) in decided {
+            // Settled once this key's work is done, whatever it came to: an
+            // open intent or parking then lives on under this key.
+            let also_settle = if opts.dry_run {
+                vec![]
+            } else {
+                w.also_settle.clone()
+            };
             let held = hold && d.is_destructive();
             if !matches!(d.case, Case::Unmanaged) {
                 report.plan.push(PlanItem {
@@ -277,6 +288,7 @@ impl<'a> Engine<'a> {
                 if !opts.dry_run {
                     self.store_quiet(&key, &d, now)?;
                 }
+                self.settle_all(&also_settle)?;
                 continue;
             }
             report.decisions += 1;
@@ -294,6 +306,7 @@ impl<'a> Engine<'a> {
             }
             let span = info_span!("record", key = %key, case = ?d.case);
             let outcome = self.apply_record(&key, w, d, now).instrument(span).await?;
+            self.settle_all(&also_settle)?;
             report.calendar_writes += outcome.calendar_writes;
             report.hitolink_writes += outcome.hitolink_writes;
             report.conflicts += outcome.conflicts;
@@ -336,6 +349,13 @@ impl<'a> Engine<'a> {
             "cycle done"
         );
         Ok(report)
+    }
+
+    fn settle_all(&self, keys: &[WorkKey]) -> Result<(), StateError> {
+        for k in keys {
+            self.store.settle(k)?;
+        }
+        Ok(())
     }
 
     fn snapshot_for(&self, key: &WorkKey) -> Result<Option<Snapshot>, StateError> {
@@ -571,33 +591,38 @@ impl<'a> Engine<'a> {
 
     // --- applying ----------------------------------------------------------
 
+    /// A decision that writes nothing remotely: store the refreshed
+    /// agreement if it changed, and settle an open intent or parking.
     fn store_quiet(
         &self,
         key: &WorkKey,
         d: &Decision,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        let Some(iid) = &d.interview_id else {
-            return Ok(());
+        let pending = self.store.is_pending(key)?;
+        let old = match &d.interview_id {
+            Some(iid) => self.store.record(iid)?.map(|r| r.snapshot),
+            None => None,
         };
-        let old = self.store.record(iid)?.map(|r| r.snapshot);
-        if d.snapshot.is_none() && old.is_none() {
-            return Ok(());
+        // Only a decision that knows the record (or knows it is gone on
+        // both sides) may change its mapping; an orphan or a booking seen
+        // without the store's knowledge must not erase one.
+        let changes_mapping = d.case == Case::Forget || (d.snapshot.is_some() && d.snapshot != old);
+        match &d.interview_id {
+            Some(iid) if changes_mapping => self.store.commit(
+                key,
+                iid,
+                d.snapshot.as_ref(),
+                HistoryEntry {
+                    at: now,
+                    case: d.case,
+                    summary: d.summary.clone(),
+                },
+                &d.conflicts,
+            ),
+            _ if pending => self.store.settle(key),
+            _ => Ok(()),
         }
-        if d.snapshot == old && self.store.parked()?.iter().all(|p| &p.key != key) {
-            return Ok(());
-        }
-        self.store.commit(
-            key,
-            iid,
-            d.snapshot.as_ref(),
-            HistoryEntry {
-                at: now,
-                case: d.case,
-                summary: d.summary.clone(),
-            },
-            &d.conflicts,
-        )
     }
 
     async fn apply_record(
@@ -620,21 +645,8 @@ impl<'a> Engine<'a> {
                 };
                 decision = reconcile::decide(snapshot.as_ref(), h.seen(), g.seen(), &self.policy);
                 if decision.is_quiet() {
-                    if let Some(iid) = &decision.interview_id {
-                        self.store.commit(
-                            key,
-                            iid,
-                            decision.snapshot.as_ref(),
-                            HistoryEntry {
-                                at: now,
-                                case: decision.case,
-                                summary: decision.summary.clone(),
-                            },
-                            &decision.conflicts,
-                        )?;
-                    } else {
-                        self.store.clear_intent(key)?;
-                    }
+                    self.store_quiet(key, &decision, now)?;
+                    self.store.settle(key)?;
                     return Ok(outcome);
                 }
             }
@@ -992,10 +1004,20 @@ impl<'a> Engine<'a> {
             video_conferencing_url: b.link.clone(),
         };
         match self.hitolink.create(&new, &ev.id).await {
-            Ok(iv) => {
-                let id = iv.id.clone();
+            Ok(created) => {
+                // A replayed key answers with the record as it was first
+                // made; what counts is how it is now.
+                let id = created.id.clone();
+                let h = match self.get_interview(&id).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        return Ok(Step::Park(format!(
+                            "reading back the booked interview failed: {e}"
+                        )));
+                    }
+                };
                 Ok(Step::Again {
-                    h: Box::new(Obs::Now(iv)),
+                    h: Box::new(h),
                     g: Box::new(Obs::Now(ev.clone())),
                     interview_id: Some(id),
                     calendar_writes: 0,

@@ -1,0 +1,937 @@
+//! The reconcile engine under random histories, modelled on vdirsyncer's
+//! SyncMachine: random edits on both sides (create, move, place, link,
+//! declines, cancel, delete, bookings, unrelated events), faults (5xx, 429,
+//! 410 on either side), edits racing a cycle (412), crashes between any two
+//! remote calls, and a wiped store. After each history the sides go quiet
+//! and SPEC invariants 1-8 are checked:
+//! two cycles bring agreement, no duplicates, nothing lost or parked, a
+//! third cycle writes nothing, unmanaged events untouched, no resurrection.
+//!
+//! It runs in-process against the emulators' state machines (the same code
+//! their HTTP layers wrap). `PROPTEST_CASES` sets the number of histories.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use common::{HITOLINK_TOKEN, ORGANIZER, hiring_seed};
+use hitosync::config::SyncConfig;
+use hitosync::emulator::google::{AuthSetup, Fault as GFault, GoogleEmulator};
+use hitosync::emulator::hitolink::{Fault as HFault, HitolinkEmulator};
+use hitosync::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
+use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
+use hitosync::google::{EventPage, GoogleError, NewEvent, SendUpdates};
+use hitosync::hitolink::{ApplicationInfo, ChangePage, DeclineBy, HitolinkError, NewInterview};
+use hitosync::model::{CalendarEvent, Interview, Response};
+use hitosync::reconcile::{Policy, hitolink_view, parse_link};
+use hitosync::state::Store;
+
+// ---------------------------------------------------------------------------
+// Chaos: counts every remote call; can die at call N, or run an edit first.
+// ---------------------------------------------------------------------------
+
+type Edit = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Chaos {
+    /// Calls left before the "process" dies; negative: never.
+    calls_left: AtomicI64,
+    crashed: tokio::sync::Notify,
+    /// (calls to let through, edit) for a race with a cycle.
+    race: Mutex<Option<(i64, Edit)>>,
+    calls: AtomicI64,
+}
+
+impl Chaos {
+    async fn gate(&self) {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let race = {
+            let mut r = self.race.lock().unwrap();
+            match r.as_ref() {
+                Some((at, _)) if *at <= n => r.take(),
+                _ => None,
+            }
+        };
+        if let Some((_, edit)) = race {
+            edit();
+        }
+        let left = self.calls_left.fetch_sub(1, Ordering::SeqCst);
+        if left == 0 {
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+struct ChaosGoogle(InProcessGoogle, Arc<Chaos>);
+struct ChaosHitolink(InProcessHitolink, Arc<Chaos>);
+
+#[async_trait]
+impl CalendarApi for ChaosGoogle {
+    async fn list_page(&self, s: Option<&str>, p: Option<&str>) -> Result<EventPage, GoogleError> {
+        self.1.gate().await;
+        self.0.list_page(s, p).await
+    }
+    async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError> {
+        self.1.gate().await;
+        self.0.get(id).await
+    }
+    async fn insert(
+        &self,
+        new: &NewEvent,
+        send: SendUpdates,
+    ) -> Result<CalendarEvent, GoogleError> {
+        self.1.gate().await;
+        self.0.insert(new, send).await
+    }
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        m: Option<&str>,
+        send: SendUpdates,
+    ) -> Result<CalendarEvent, GoogleError> {
+        self.1.gate().await;
+        self.0.patch(id, body, m, send).await
+    }
+}
+
+#[async_trait]
+impl HitolinkApi for ChaosHitolink {
+    async fn changes(&self, c: Option<&str>, l: u32) -> Result<ChangePage, HitolinkError> {
+        self.1.gate().await;
+        self.0.changes(c, l).await
+    }
+    async fn get(&self, id: &str) -> Result<Interview, HitolinkError> {
+        self.1.gate().await;
+        self.0.get(id).await
+    }
+    async fn create(&self, n: &NewInterview, k: &str) -> Result<Interview, HitolinkError> {
+        self.1.gate().await;
+        self.0.create(n, k).await
+    }
+    async fn patch(&self, id: &str, f: &Value, v: u64) -> Result<Interview, HitolinkError> {
+        self.1.gate().await;
+        self.0.patch(id, f, v).await
+    }
+    async fn decline(
+        &self,
+        id: &str,
+        by: &DeclineBy,
+        r: Option<&str>,
+        v: u64,
+        k: &str,
+    ) -> Result<Interview, HitolinkError> {
+        self.1.gate().await;
+        self.0.decline(id, by, r, v, k).await
+    }
+    async fn application(&self, id: &str) -> Result<ApplicationInfo, HitolinkError> {
+        self.1.gate().await;
+        self.0.application(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    HlCreate {
+        app: u8,
+        day: u8,
+        hour: u8,
+        scheduled: bool,
+        both: bool,
+    },
+    HlMove {
+        pick: u8,
+        day: u8,
+        hour: u8,
+    },
+    HlPlace {
+        pick: u8,
+        place: u8,
+    },
+    HlLink {
+        pick: u8,
+        n: u8,
+    },
+    HlCancel {
+        pick: u8,
+    },
+    HlReschedule {
+        pick: u8,
+        hour: u8,
+    },
+    HlDelete {
+        pick: u8,
+    },
+    HlDecline {
+        pick: u8,
+        candidate: bool,
+    },
+    GMove {
+        pick: u8,
+        day: u8,
+        hour: u8,
+    },
+    GPlace {
+        pick: u8,
+        place: u8,
+    },
+    GDelete {
+        pick: u8,
+    },
+    GReply {
+        pick: u8,
+        candidate: bool,
+        response: u8,
+    },
+    GBooking {
+        app: u8,
+        day: u8,
+        hour: u8,
+    },
+    GNoise {
+        edit: bool,
+        n: u8,
+    },
+    Fault {
+        google: bool,
+        kind: u8,
+        count: u8,
+    },
+    Invalidate {
+        google: bool,
+    },
+    Cycle,
+    Race {
+        after: u8,
+        edit: Box<Op>,
+    },
+    Crash {
+        after: u8,
+    },
+    Wipe,
+}
+
+fn edit_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..2u8, 1..6u8, 9..18u8, prop::bool::weighted(0.85), any::<bool>())
+            .prop_map(|(app, day, hour, scheduled, both)| Op::HlCreate { app, day, hour, scheduled, both }),
+        2 => (any::<u8>(), 1..6u8, 9..18u8).prop_map(|(pick, day, hour)| Op::HlMove { pick, day, hour }),
+        1 => (any::<u8>(), 0..4u8).prop_map(|(pick, place)| Op::HlPlace { pick, place }),
+        1 => (any::<u8>(), 0..3u8).prop_map(|(pick, n)| Op::HlLink { pick, n }),
+        1 => any::<u8>().prop_map(|pick| Op::HlCancel { pick }),
+        1 => (any::<u8>(), 9..18u8).prop_map(|(pick, hour)| Op::HlReschedule { pick, hour }),
+        1 => any::<u8>().prop_map(|pick| Op::HlDelete { pick }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, candidate)| Op::HlDecline { pick, candidate }),
+        2 => (any::<u8>(), 1..6u8, 9..18u8).prop_map(|(pick, day, hour)| Op::GMove { pick, day, hour }),
+        1 => (any::<u8>(), 0..4u8).prop_map(|(pick, place)| Op::GPlace { pick, place }),
+        1 => any::<u8>().prop_map(|pick| Op::GDelete { pick }),
+        2 => (any::<u8>(), any::<bool>(), 0..4u8).prop_map(|(pick, candidate, response)| Op::GReply { pick, candidate, response }),
+        1 => (0..2u8, 1..6u8, 9..18u8).prop_map(|(app, day, hour)| Op::GBooking { app, day, hour }),
+        1 => (any::<bool>(), 0..3u8).prop_map(|(edit, n)| Op::GNoise { edit, n }),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => edit_op(),
+        4 => Just(Op::Cycle),
+        1 => (any::<bool>(), 0..3u8, 1..4u8).prop_map(|(google, kind, count)| Op::Fault { google, kind, count }),
+        1 => any::<bool>().prop_map(|google| Op::Invalidate { google }),
+        1 => (0..12u8, edit_op()).prop_map(|(after, e)| Op::Race { after, edit: Box::new(e) }),
+        1 => (0..25u8).prop_map(|after| Op::Crash { after }),
+        1 => Just(Op::Wipe),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// The world
+// ---------------------------------------------------------------------------
+
+struct World {
+    g: Arc<GoogleEmulator>,
+    h: Arc<HitolinkEmulator>,
+    dir: tempfile::TempDir,
+    store: Option<Store>,
+    clock: DateTime<Utc>,
+    chaos: Arc<Chaos>,
+    /// Unmanaged events made by "someone else" (ids), shared with races.
+    noise: Arc<Noise>,
+}
+
+#[derive(Default)]
+struct Noise {
+    ids: Mutex<Vec<String>>,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+fn tmp() -> tempfile::TempDir {
+    // tmpfs where there is one: sled flushes at every commit point
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+const PLACES: [&str; 4] = ["本社 5F", "会議室A", "大阪支社", ""];
+
+/// Opens the store again after a simulated crash. sled's flusher thread
+/// may hold the old handle (and its lock) for a moment after the drop; a
+/// real process's lock goes with the process.
+fn reopen(dir: &std::path::Path) -> Store {
+    for _ in 0..200 {
+        match Store::open(dir) {
+            Ok(s) => return s,
+            Err(hitosync::state::StateError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the store stayed locked")
+}
+
+fn policy() -> Policy {
+    Policy::from_config(&SyncConfig::default(), ORGANIZER)
+}
+
+impl World {
+    fn new() -> World {
+        let g = Arc::new(GoogleEmulator::new(AuthSetup {
+            service_account: "sa@p.iam.gserviceaccount.com".into(),
+            public_key: vec![],
+            users: [ORGANIZER.to_string()].into(),
+            groups: Default::default(),
+            delegated_scopes: None,
+            api_enabled: true,
+            clock_skew_secs: 0,
+        }));
+        let h = Arc::new(HitolinkEmulator::new(HITOLINK_TOKEN, hiring_seed()));
+        h.set_rate_limit(None);
+        let dir = tmp();
+        let store = Some(Store::open(dir.path()).unwrap());
+        World {
+            g,
+            h,
+            dir,
+            store,
+            clock: Utc::now(),
+            chaos: Arc::new(Chaos::default()),
+            noise: Arc::new(Noise::default()),
+        }
+    }
+
+    fn interviews(&self) -> Vec<String> {
+        self.h
+            .interviews()
+            .into_iter()
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| r.id)
+            .collect()
+    }
+
+    fn managed_events(&self) -> Vec<Value> {
+        self.g
+            .events(ORGANIZER)
+            .into_iter()
+            .filter(|e| {
+                e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string()
+                    || is_booking(e)
+            })
+            .filter(|e| e["status"] != "cancelled")
+            .collect()
+    }
+
+    fn pick<T: Clone>(items: &[T], pick: u8) -> Option<T> {
+        (!items.is_empty()).then(|| items[pick as usize % items.len()].clone())
+    }
+
+    /// Applies a user's edit. Edits that the state does not allow (moving
+    /// a deleted record) are skipped, as a UI would not offer them.
+    fn edit(g: &GoogleEmulator, h: &HitolinkEmulator, op: &Op, noise: &Noise) {
+        let ivs: Vec<String> = h
+            .interviews()
+            .into_iter()
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| r.id)
+            .collect();
+        let evs: Vec<String> = g
+            .events(ORGANIZER)
+            .into_iter()
+            .filter(|e| {
+                e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string()
+                    || is_booking(e)
+            })
+            .filter(|e| e["status"] != "cancelled")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        let t =
+            |day: u8, hour: u8, min: u8| format!("2026-12-{:02}T{hour:02}:{min:02}:00+09:00", day);
+        match op {
+            Op::HlCreate {
+                app,
+                day,
+                hour,
+                scheduled,
+                both,
+            } => {
+                let mut body = json!({
+                    "application_id": format!("ap_{}", app + 1),
+                    "interviewers": if *both { json!(["suzuki@example.co.jp", "takahashi@example.co.jp"]) } else { json!(["suzuki@example.co.jp"]) },
+                });
+                if *scheduled {
+                    body["start"] = json!(t(*day, *hour, 0));
+                    body["end"] = json!(t(*day, *hour, 45));
+                }
+                h.admin_create(&body).unwrap();
+            }
+            Op::HlMove { pick, day, hour } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let _ = h.admin_edit(
+                        &id,
+                        &json!({"start": t(*day, *hour, 0), "end": t(*day, *hour, 30)}),
+                    );
+                }
+            }
+            Op::HlPlace { pick, place } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let p = PLACES[*place as usize];
+                    let _ = h.admin_edit(
+                        &id,
+                        &json!({"location": if p.is_empty() { Value::Null } else { json!(p) }}),
+                    );
+                }
+            }
+            Op::HlLink { pick, n } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let url = if *n == 0 {
+                        Value::Null
+                    } else {
+                        json!(format!("https://meet.example/{n}"))
+                    };
+                    let _ = h.admin_edit(&id, &json!({"video_conferencing_url": url}));
+                }
+            }
+            Op::HlCancel { pick } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let _ = h.admin_edit(&id, &json!({"status": "canceled"}));
+                }
+            }
+            Op::HlReschedule { pick, hour } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let _ = h.admin_edit(&id, &json!({"status": "scheduled", "start": t(3, *hour, 0), "end": t(3, *hour, 50)}));
+                }
+            }
+            Op::HlDelete { pick } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let _ = h.admin_delete(&id);
+                }
+            }
+            Op::HlDecline { pick, candidate } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let body = if *candidate {
+                        json!({"by": "candidate"})
+                    } else {
+                        json!({"by": "interviewer", "interviewer_id": "us_1"})
+                    };
+                    let _ = h.admin_decline(&id, &body);
+                }
+            }
+            Op::GMove { pick, day, hour } => {
+                if let Some(id) = World::pick(&evs, *pick) {
+                    let _ = g.ui_edit(ORGANIZER, &id, json!({"start": {"dateTime": t(*day, *hour, 15)}, "end": {"dateTime": t(*day, *hour, 55)}}));
+                }
+            }
+            Op::GPlace { pick, place } => {
+                if let Some(id) = World::pick(&evs, *pick) {
+                    let p = PLACES[*place as usize];
+                    let _ = g.ui_edit(
+                        ORGANIZER,
+                        &id,
+                        json!({"location": if p.is_empty() { Value::Null } else { json!(p) }}),
+                    );
+                }
+            }
+            Op::GDelete { pick } => {
+                if let Some(id) = World::pick(&evs, *pick) {
+                    let _ = g.ui_delete(ORGANIZER, &id);
+                }
+            }
+            Op::GReply {
+                pick,
+                candidate,
+                response,
+            } => {
+                if let Some(id) = World::pick(&evs, *pick) {
+                    let who = if *candidate {
+                        "taro@example.com"
+                    } else {
+                        "suzuki@example.co.jp"
+                    };
+                    let r =
+                        ["needsAction", "accepted", "tentative", "declined"][*response as usize];
+                    // the candidate of ap_2 is hanako; a reply from someone not invited is refused
+                    let _ = g.guest_reply(ORGANIZER, &id, who, r);
+                    if *candidate {
+                        let _ = g.guest_reply(ORGANIZER, &id, "hanako@example.com", r);
+                    }
+                }
+            }
+            Op::GBooking { app, day, hour } => {
+                let _ = g.ui_create(
+                    ORGANIZER,
+                    json!({
+                        "summary": format!("面接 HL:ap_{}", app + 1),
+                        "start": {"dateTime": t(*day, *hour, 0), "timeZone": "Asia/Tokyo"},
+                        "end": {"dateTime": t(*day, *hour, 40), "timeZone": "Asia/Tokyo"},
+                        "attendees": [{"email": "takahashi@example.co.jp"}],
+                    }),
+                );
+            }
+            Op::GNoise { edit, n } => {
+                let existing = noise.ids.lock().unwrap().clone();
+                if *edit && !existing.is_empty() {
+                    let id = existing[*n as usize % existing.len()].clone();
+                    let _ = g.ui_edit(ORGANIZER, &id, json!({"summary": format!("ランチ {n}")}));
+                } else {
+                    let seq = noise.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                    let ev = g
+                        .ui_create(
+                            ORGANIZER,
+                            json!({
+                                "id": format!("noise{seq:05}"),
+                                "summary": "定例会議",
+                                "start": {"dateTime": t(2, 12, 0)},
+                                "end": {"dateTime": t(2, 13, 0)},
+                            }),
+                        )
+                        .unwrap();
+                    noise
+                        .ids
+                        .lock()
+                        .unwrap()
+                        .push(ev["id"].as_str().unwrap().to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One cycle; `crash_after` kills it at that remote call.
+    async fn cycle(&mut self, crash_after: Option<i64>) -> Option<Result<(), String>> {
+        self.chaos
+            .calls_left
+            .store(crash_after.unwrap_or(-1), Ordering::SeqCst);
+        self.chaos.calls.store(0, Ordering::SeqCst);
+        let g = ChaosGoogle(
+            InProcessGoogle::new(self.g.clone(), ORGANIZER).with_page_size(3),
+            self.chaos.clone(),
+        );
+        let h = ChaosHitolink(
+            InProcessHitolink::new(self.h.clone(), HITOLINK_TOKEN),
+            self.chaos.clone(),
+        );
+        let store = self.store.as_ref().unwrap();
+        let engine = Engine {
+            calendar: &g,
+            hitolink: &h,
+            store,
+            policy: policy(),
+            max_deletions: 1000,
+            hitolink_page_size: 3,
+        };
+        let opts = CycleOptions {
+            now: Some(self.clock),
+            ..Default::default()
+        };
+        let result = tokio::select! {
+            r = engine.cycle(&opts) => Some(r.map(|_| ()).map_err(|e| e.to_string())),
+            _ = self.chaos.crashed.notified() => None,
+        };
+        self.chaos.race.lock().unwrap().take();
+        if result.is_none() {
+            // the process died: reopen the store as a new process would
+            self.store = None;
+            self.store = Some(reopen(self.dir.path()));
+        }
+        self.clock += Duration::seconds(61);
+        result
+    }
+
+    async fn run(&mut self, op: &Op) {
+        match op {
+            Op::Cycle => {
+                let _ = self.cycle(None).await;
+            }
+            Op::Crash { after } => {
+                let _ = self.cycle(Some(*after as i64)).await;
+            }
+            Op::Race { after, edit } => {
+                let (g, h, e, noise) = (
+                    self.g.clone(),
+                    self.h.clone(),
+                    (**edit).clone(),
+                    self.noise.clone(),
+                );
+                *self.chaos.race.lock().unwrap() = Some((
+                    *after as i64,
+                    Box::new(move || World::edit(&g, &h, &e, &noise)),
+                ));
+                let _ = self.cycle(None).await;
+            }
+            Op::Fault {
+                google,
+                kind,
+                count,
+            } => {
+                let n = *count as usize;
+                if *google {
+                    let f = [
+                        GFault::ServerError,
+                        GFault::TooManyRequests {
+                            retry_after_secs: 0,
+                        },
+                        GFault::RateLimit403,
+                    ][*kind as usize];
+                    self.g.inject(f, n);
+                } else {
+                    let f = [
+                        HFault::ServerError,
+                        HFault::TooManyRequests {
+                            retry_after_secs: 0,
+                        },
+                        HFault::Unavailable,
+                    ][*kind as usize];
+                    self.h.inject(f, n);
+                }
+            }
+            Op::Invalidate { google } => {
+                if *google {
+                    self.g.invalidate_sync_tokens();
+                } else {
+                    self.h.invalidate_cursors();
+                }
+            }
+            Op::Wipe => {
+                self.store = None;
+                std::fs::remove_dir_all(self.dir.path().join("sled")).unwrap();
+                self.store = Some(reopen(self.dir.path()));
+            }
+            edit => World::edit(&self.g, &self.h, edit, &self.noise),
+        }
+    }
+
+    fn write_count(&self) -> u64 {
+        let g = self.g.counters();
+        let h = self.h.counters();
+        ["events.insert", "events.patch"]
+            .iter()
+            .map(|k| g.get(*k).copied().unwrap_or(0))
+            .sum::<u64>()
+            + ["create", "patch", "decline"]
+                .iter()
+                .map(|k| h.get(*k).copied().unwrap_or(0))
+                .sum::<u64>()
+    }
+}
+
+fn is_booking(e: &Value) -> bool {
+    e["summary"].as_str().is_some_and(|s| s.contains("HL:"))
+}
+
+fn event_slot(e: &Value) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let p = |k: &str| {
+        e[k]["dateTime"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    (p("start"), p("end"))
+}
+
+/// SPEC invariants 1-8 (7 is tested elsewhere) on a quiet world.
+fn check(w: &World) -> Result<(), String> {
+    let events = w.g.events(ORGANIZER);
+    let records = w.h.interviews();
+    let p = policy();
+    // 2. no duplicates: one event per interview, one interview per event
+    let mut per_interview: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for e in &events {
+        if let Some(iid) = e["extendedProperties"]["private"]["hitolinkInterviewId"].as_str() {
+            per_interview.entry(iid.to_string()).or_default().push(e);
+        }
+    }
+    for (iid, evs) in &per_interview {
+        if evs.len() > 1 {
+            return Err(format!("{} events for {iid}", evs.len()));
+        }
+    }
+    let mut per_event: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        if let Some(e) = &r.external_event_id {
+            *per_event.entry(e.clone()).or_default() += 1;
+        }
+    }
+    if let Some((e, n)) = per_event.iter().find(|(_, n)| **n > 1) {
+        return Err(format!("{n} interviews for event {e}"));
+    }
+    // every live booking made one interview (nothing lost)
+    for e in &events {
+        if is_booking(e)
+            && e["status"] != "cancelled"
+            && !e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string()
+        {
+            return Err(format!(
+                "booking {} was never turned into an interview",
+                e["id"]
+            ));
+        }
+    }
+    // 1. agreement, 8. no resurrection
+    for r in &records {
+        let iv = Interview::from_record(r).map_err(|e| e.to_string())?;
+        let view = hitolink_view(&iv, &p);
+        let ev = per_interview.get(&iv.id).map(|v| v[0]);
+        match (view.cancelled, ev) {
+            (true, None) => {}
+            (true, Some(e)) if e["status"] == "cancelled" => {}
+            (true, Some(e)) => {
+                return Err(format!(
+                    "{} is off in HITO-Link ({}) but its event {} is live",
+                    iv.id, iv.status, e["id"]
+                ));
+            }
+            (false, None) => return Err(format!("{} has no event", iv.id)),
+            (false, Some(e)) => {
+                if e["status"] == "cancelled" {
+                    return Err(format!(
+                        "{} is on in HITO-Link but its event is cancelled",
+                        iv.id
+                    ));
+                }
+                let slot = iv.slot.unwrap();
+                if event_slot(e) != (Some(slot.start), Some(slot.end)) {
+                    return Err(format!(
+                        "{}: time differs: {:?} vs {:?}",
+                        iv.id,
+                        slot,
+                        event_slot(e)
+                    ));
+                }
+                let loc = e["location"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string);
+                if loc != iv.location {
+                    return Err(format!(
+                        "{}: place differs: {loc:?} vs {:?}",
+                        iv.id, iv.location
+                    ));
+                }
+                let link = e["description"].as_str().and_then(parse_link);
+                if link != iv.meeting_url {
+                    return Err(format!(
+                        "{}: link differs: {link:?} vs {:?}",
+                        iv.id, iv.meeting_url
+                    ));
+                }
+                for i in &iv.interviewers {
+                    let a = e["attendees"]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|a| a["email"] == i.email.as_str()));
+                    let r = a
+                        .and_then(|a| a["responseStatus"].as_str())
+                        .and_then(Response::from_google);
+                    if r != Some(i.response) {
+                        return Err(format!(
+                            "{}: {} answered {:?} in HITO-Link, {:?} in the calendar",
+                            iv.id, i.email, i.response, r
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // nothing parked, no unfinished write
+    let store = w.store.as_ref().unwrap();
+    let parked = store.parked().map_err(|e| e.to_string())?;
+    if !parked.is_empty() {
+        return Err(format!("parked after the quiet period: {parked:?}"));
+    }
+    if !store.intents().map_err(|e| e.to_string())?.is_empty() {
+        return Err("unfinished intents after the quiet period".into());
+    }
+    // 5. unmanaged events: no API write ever touched them
+    let noise_ids = w.noise.ids.lock().unwrap().clone();
+    let noise: HashSet<&str> = noise_ids.iter().map(String::as_str).collect();
+    for wr in w.g.writes() {
+        if matches!(wr.method, "insert" | "patch" | "update" | "delete")
+            && noise.contains(wr.event_id.as_str())
+        {
+            return Err(format!(
+                "hitosync wrote to the unmanaged event {}",
+                wr.event_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn history(ops: Vec<Op>) -> Result<(), String> {
+    let mut w = World::new();
+    for op in &ops {
+        w.run(op).await;
+    }
+    // quiet: no more faults, parked records come due
+    w.g.clear_faults();
+    w.h.clear_faults();
+    w.clock += Duration::days(1);
+    for n in 0..2 {
+        if let Some(Err(e)) = w.cycle(None).await {
+            return Err(format!("quiet cycle {n} failed: {e}"));
+        }
+    }
+    check(&w)?;
+    // 4. quiet is quiet
+    let before = w.write_count();
+    w.cycle(None).await;
+    let after = w.write_count();
+    if after != before {
+        return Err(format!(
+            "a quiet cycle wrote {} times; writes: {:?}",
+            after - before,
+            w.g.writes().iter().rev().take(3).collect::<Vec<_>>()
+        ));
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn invariants_hold_under_random_histories(ops in prop::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let result = rt.block_on(history(ops));
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
+
+/// The checker itself must be able to fail: a world where the sides
+/// disagree, or a duplicate exists, is caught.
+#[test]
+fn the_checker_catches_disagreement_and_duplicates() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut w = World::new();
+        for op in [
+            Op::HlCreate { app: 0, day: 1, hour: 10, scheduled: true, both: true },
+            Op::HlCreate { app: 1, day: 2, hour: 11, scheduled: true, both: false },
+            Op::GBooking { app: 1, day: 3, hour: 15 },
+            Op::Cycle,
+            Op::GMove { pick: 0, day: 4, hour: 9 },
+            Op::HlDecline { pick: 1, candidate: false },
+            Op::Cycle,
+            Op::Cycle,
+        ] {
+            w.run(&op).await;
+        }
+        assert_eq!(check(&w), Ok(()));
+        assert!(w.write_count() >= 6, "the history wrote too little: {}", w.write_count());
+        assert_eq!(w.managed_events().len(), 3);
+        assert_eq!(w.interviews().len(), 3);
+        // a calendar edit nobody synced yet is a disagreement
+        let ev = w.managed_events()[0]["id"].as_str().unwrap().to_string();
+        w.g.ui_edit(ORGANIZER, &ev, json!({"location": "どこか"})).unwrap();
+        assert!(check(&w).unwrap_err().contains("place differs"));
+        w.cycle(None).await;
+        assert_eq!(check(&w), Ok(()));
+        // a second event claiming the same interview is a duplicate
+        let iid = w.interviews()[0].clone();
+        w.g.ui_create(
+            ORGANIZER,
+            json!({"summary": "dup", "start": {"dateTime": "2026-12-05T10:00:00+09:00"}, "end": {"dateTime": "2026-12-05T11:00:00+09:00"},
+                   "extendedProperties": {"private": {"hitolinkInterviewId": iid}}}),
+        )
+        .unwrap();
+        assert!(check(&w).unwrap_err().contains("events for"));
+    });
+}
+
+/// Found by the property test: a booking whose interview was created and
+/// whose event was stamped by two crashed cycles, then deleted in
+/// HITO-Link. An orphan decision once erased the mapping, and the event
+/// outlived its interview.
+#[test]
+fn regression_booking_crashes_then_delete() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ops = vec![
+        Op::GBooking {
+            app: 0,
+            day: 1,
+            hour: 9,
+        },
+        Op::Race {
+            after: 0,
+            edit: Box::new(Op::HlMove {
+                pick: 0,
+                day: 1,
+                hour: 9,
+            }),
+        },
+        Op::HlCreate {
+            app: 0,
+            day: 1,
+            hour: 9,
+            scheduled: true,
+            both: false,
+        },
+        Op::GMove {
+            pick: 0,
+            day: 1,
+            hour: 9,
+        },
+        Op::GBooking {
+            app: 0,
+            day: 1,
+            hour: 9,
+        },
+        Op::Crash { after: 8 },
+        Op::Crash { after: 6 },
+        Op::Cycle,
+        Op::HlDelete { pick: 164 },
+    ];
+    assert_eq!(rt.block_on(history(ops)), Ok(()));
+}
