@@ -438,3 +438,53 @@ async fn mass_cancellation_waits_for_permission() {
             .all(|id| env.event_of(id)["status"] == "cancelled")
     );
 }
+
+/// SPEC invariant 7: with everything logging at debug, no secret appears
+/// in any output: not the HITO-Link token, not an access token, not the
+/// signed JWT, not the key.
+#[tokio::test]
+async fn secrets_never_reach_logs_or_output() {
+    let env = Env::start().await;
+    let id = env.schedule("ap_1", 1, 10);
+    let debug = [("RUST_LOG", "trace,yup_oauth2=trace,hyper=trace")];
+    let mut all = String::new();
+    for args in [
+        vec!["sync"],
+        vec!["plan"],
+        vec!["status", "--json"],
+        vec!["inspect", id.as_str()],
+        vec!["sync", "--full"],
+    ] {
+        let (_, out, err) = env.run_env(&args, &debug).await;
+        all.push_str(&out);
+        all.push_str(&err);
+    }
+    // and the failures: a wrong HITO-Link token, a refused delegation
+    std::fs::write(
+        env.dir.path().join("hitolink.token"),
+        "wrong-token-value-123\n",
+    )
+    .unwrap();
+    let (_, out, err) = env.run_env(&["sync"], &debug).await;
+    all.push_str(&out);
+    all.push_str(&err);
+    env.google.emu.with_auth(|a| a.delegated_scopes = None);
+    let (code, out, err) = env.run_env(&["sync"], &debug).await;
+    assert_eq!(code, 2, "{err}");
+    all.push_str(&out);
+    all.push_str(&err);
+    assert!(
+        all.len() > 1000,
+        "the debug run logged too little to mean anything: {all}"
+    );
+    for secret in [
+        HITOLINK_TOKEN,
+        "wrong-token-value-123",
+        "ya29.",
+        "eyJhbGciOiJSUzI1NiIs",
+        "PRIVATE KEY",
+        "Bearer ",
+    ] {
+        assert!(!all.contains(secret), "{secret:?} appeared in the output");
+    }
+}

@@ -164,8 +164,14 @@ impl Env {
 
     /// Runs `hitosync <args> --config <this config>`.
     pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_env(args, &[]).await
+    }
+
+    /// The same, with extra environment variables.
+    pub async fn run_env(&self, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hitosync"))
             .args(args)
+            .envs(envs.iter().copied())
             .arg("--config")
             .arg(&self.config)
             .output()
