@@ -271,50 +271,89 @@ impl Store {
         entry: HistoryEntry,
         conflicts: &[Conflict],
     ) -> Result<(), StateError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
         let old: Option<Record> = self.record(interview_id)?;
-        match snapshot {
+        // Encoded before the transaction, which may run more than once.
+        let new_record = match snapshot {
             Some(s) => {
-                let mut history = old.map(|r| r.history).unwrap_or_default();
+                let mut history = old.as_ref().map(|r| r.history.clone()).unwrap_or_default();
                 history.push(entry.clone());
                 if history.len() > HISTORY_LEN {
                     history.drain(..history.len() - HISTORY_LEN);
                 }
-                let rec = Record {
-                    snapshot: s.clone(),
-                    synced_at: entry.at,
-                    history,
-                };
-                self.records.insert(interview_id, encode(&rec)?)?;
-                self.by_event
-                    .insert(s.event_id.as_str(), interview_id.as_bytes())?;
+                Some((
+                    s.event_id.clone(),
+                    encode(&Record {
+                        snapshot: s.clone(),
+                        synced_at: entry.at,
+                        history,
+                    })?,
+                ))
             }
-            None => {
-                if let Some(r) = old {
-                    self.by_event.remove(r.snapshot.event_id.as_str())?;
+            None => None,
+        };
+        let old_event = old.map(|r| r.snapshot.event_id);
+        let conflict_values: Vec<Vec<u8>> = conflicts
+            .iter()
+            .map(|c| {
+                encode(&ConflictEntry {
+                    at: entry.at,
+                    interview_id: interview_id.to_string(),
+                    conflict: c.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let settled: Vec<String> = match key {
+            // a booking that became an interview is settled under both keys
+            WorkKey::Event(_) => vec![
+                key.db_key(),
+                WorkKey::Interview(interview_id.to_string()).db_key(),
+            ],
+            WorkKey::Interview(_) => vec![key.db_key()],
+        };
+        // One transaction: a crash leaves either the old state or the new.
+        (
+            &self.records,
+            &self.by_event,
+            &self.intents,
+            &self.parked,
+            &self.conflicts,
+        )
+            .transaction(|(records, by_event, intents, parked, log)| {
+                match &new_record {
+                    Some((event_id, bytes)) => {
+                        if let Some(old) = &old_event
+                            && old != event_id
+                        {
+                            by_event.remove(old.as_str())?;
+                        }
+                        records.insert(interview_id, bytes.as_slice())?;
+                        by_event.insert(event_id.as_str(), interview_id.as_bytes())?;
+                    }
+                    None => {
+                        if let Some(old) = &old_event {
+                            by_event.remove(old.as_str())?;
+                        }
+                        records.remove(interview_id)?;
+                    }
                 }
-                self.records.remove(interview_id)?;
-            }
-        }
-        for c in conflicts {
-            let id = self.db.generate_id()?;
-            let e = ConflictEntry {
-                at: entry.at,
-                interview_id: interview_id.to_string(),
-                conflict: c.clone(),
-            };
-            self.conflicts.insert(id.to_be_bytes(), encode(&e)?)?;
-        }
+                for v in &conflict_values {
+                    let id = log.generate_id()?;
+                    log.insert(&id.to_be_bytes(), v.as_slice())?;
+                }
+                for k in &settled {
+                    intents.remove(k.as_str())?;
+                    parked.remove(k.as_str())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| {
+                StateError::Io(format!("committing {interview_id}: {e:?}"))
+            })?;
         while self.conflicts.len() > CONFLICT_LOG_LEN {
             if self.conflicts.pop_min()?.is_none() {
                 break;
             }
-        }
-        self.intents.remove(key.db_key())?;
-        self.parked.remove(key.db_key())?;
-        if let WorkKey::Event(_) = key {
-            // a booking that became an interview is no longer parked either way
-            self.parked
-                .remove(WorkKey::Interview(interview_id.to_string()).db_key())?;
         }
         self.flush()
     }
