@@ -8,14 +8,18 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::daemon::{
+    self,
+    control::{self, Request},
+};
 use crate::emulator;
-use crate::engine::{CycleOptions, CycleReport, Engine, EngineError, PlanItem};
-use crate::google::{CalendarClient, GoogleError};
-use crate::hitolink::{HitolinkClient, HitolinkError};
+use crate::engine::{CycleOptions, CycleReport, EngineError};
+use crate::google::GoogleError;
+use crate::hitolink::HitolinkError;
+use crate::link::Link;
 use crate::logging::{self, LogFormat};
-use crate::reconcile::{Case, Policy};
-use crate::state::{StateError, Store, WorkKey};
-use crate::status::{InspectView, StatusView};
+use crate::state::{StateError, Store};
+use crate::status;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +40,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon, in the foreground (systemd Type=notify): cycles on the schedule, signals, control socket.
+    Run,
     /// One reconcile cycle, then exit (0: all applied, 1: something parked or failed, 2: configuration error).
     Sync {
         /// Forget both cursors first and compare everything.
@@ -152,12 +158,6 @@ fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
     Config::load(path).map_err(setup_error)
 }
 
-async fn connect(config: &Config) -> Result<(CalendarClient, HitolinkClient), Failure> {
-    let calendar = CalendarClient::connect(config).await.map_err(setup_error)?;
-    let hitolink = HitolinkClient::from_config(config).map_err(setup_error)?;
-    Ok((calendar, hitolink))
-}
-
 fn open_store(config: &Config) -> Result<Store, Failure> {
     Store::open(&config.daemon.state_dir).map_err(|e| match e {
         StateError::Open { .. } => setup_error(e),
@@ -166,35 +166,33 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
 }
 
 async fn run_cycle(config: &Config, opts: CycleOptions) -> Result<CycleReport, Failure> {
-    let (calendar, hitolink) = connect(config).await?;
+    let link = Link::connect(config).await.map_err(setup_error)?;
     let store = open_store(config)?;
-    let engine = Engine {
-        calendar: &calendar,
-        hitolink: &hitolink,
-        store: &store,
-        policy: Policy::from_config(&config.sync, &config.google.organizer_email),
-        max_deletions: config.sync.max_deletions,
-        hitolink_page_size: 200,
-    };
-    engine.cycle(&opts).await.map_err(|e| match e {
-        EngineError::Google(
-            GoogleError::Auth(_) | GoogleError::ApiDisabled { .. } | GoogleError::Forbidden { .. },
-        ) => setup_error(e),
-        EngineError::Hitolink(HitolinkError::Unauthorized) => setup_error(e),
-        other => run_error(other),
-    })
+    link.engine(&store, None)
+        .cycle(&opts)
+        .await
+        .map_err(|e| match e {
+            EngineError::Google(
+                GoogleError::Auth(_)
+                | GoogleError::ApiDisabled { .. }
+                | GoogleError::Forbidden { .. },
+            ) => setup_error(e),
+            EngineError::Hitolink(HitolinkError::Unauthorized) => setup_error(e),
+            other => run_error(other),
+        })
 }
 
-fn print_plan(items: &[PlanItem]) {
-    for item in items {
-        let mark = if item.held {
-            " [held by the mass-deletion breaker]"
-        } else if item.destructive {
-            " [cancels]"
-        } else {
-            ""
-        };
-        println!("  {}  {:?}  {}{}", item.key, item.case, item.summary, mark);
+/// Sends `req` to a running daemon; `None` when none listens.
+async fn through_daemon(config: &Config, req: Request) -> Result<Option<ExitCode>, Failure> {
+    match control::request(&config.daemon.control_socket, &req)
+        .await
+        .map_err(run_error)?
+    {
+        Some(answer) => {
+            print!("{}", answer.output);
+            Ok(Some(ExitCode::from(answer.exit_code)))
+        }
+        None => Ok(None),
     }
 }
 
@@ -204,6 +202,17 @@ async fn sync_command(
     allow_mass_delete: bool,
 ) -> Result<ExitCode, Failure> {
     let config = load_config(config_path)?;
+    if let Some(code) = through_daemon(
+        &config,
+        Request::Sync {
+            full,
+            allow_mass_delete,
+        },
+    )
+    .await?
+    {
+        return Ok(code);
+    }
     let report = run_cycle(
         &config,
         CycleOptions {
@@ -213,42 +222,9 @@ async fn sync_command(
         },
     )
     .await?;
-    println!(
-        "cycle: {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts ({} calendar changes, {} HITO-Link changes{}) in {} ms",
-        report.applied,
-        report.parked,
-        report.calendar_writes,
-        report.hitolink_writes,
-        report.conflicts,
-        report.google_changes,
-        report.hitolink_changes,
-        match (report.full_google, report.full_hitolink) {
-            (true, true) => "; full listing of both sides",
-            (true, false) => "; full listing of the calendar",
-            (false, true) => "; full listing of HITO-Link",
-            (false, false) => "",
-        },
-        report.duration_ms
-    );
-    print_plan(
-        &report
-            .plan
-            .iter()
-            .filter(|p| p.case != Case::NothingToDo || p.summary.starts_with("parked"))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
-    if let Some(why) = &report.breaker {
-        println!("mass-deletion breaker tripped: {why}");
-        println!(
-            "check both sides, then run `hitosync sync --allow-mass-delete` to apply the cancellations"
-        );
-    }
-    Ok(if report.clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let (output, code) = status::render_cycle(&report);
+    print!("{output}");
+    Ok(ExitCode::from(code))
 }
 
 async fn plan_command(
@@ -257,6 +233,9 @@ async fn plan_command(
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let config = load_config(config_path)?;
+    if let Some(code) = through_daemon(&config, Request::Plan { full, json }).await? {
+        return Ok(code);
+    }
     let report = run_cycle(
         &config,
         CycleOptions {
@@ -266,72 +245,52 @@ async fn plan_command(
         },
     )
     .await?;
-    let items: Vec<PlanItem> = report
-        .plan
-        .into_iter()
-        .filter(|p| p.case != Case::NothingToDo || p.summary.starts_with("parked"))
-        .collect();
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&items).map_err(run_error)?
-        );
-    } else {
-        println!(
-            "plan: {} record(s) would change; nothing was written",
-            items.len()
-        );
-        print_plan(&items);
-        if let Some(why) = &report.breaker {
-            println!("the mass-deletion breaker would trip: {why}");
-        }
-    }
+    print!("{}", status::render_plan(&report, json));
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_command(config_path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
+async fn status_command(config_path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
     let config = load_config(config_path)?;
-    let store = open_store(&config)?;
-    let view = StatusView::read(&store, chrono::Utc::now()).map_err(run_error)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&view).map_err(run_error)?
-        );
-    } else {
-        print!("{}", view.render());
+    if let Some(code) = through_daemon(&config, Request::Status { json }).await? {
+        return Ok(code);
     }
+    let store = open_store(&config)?;
+    print!(
+        "{}",
+        status::status_output(&store, json).map_err(run_error)?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn inspect_command(
+async fn inspect_command(
     config_path: &std::path::Path,
     id: &str,
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let config = load_config(config_path)?;
-    let store = open_store(&config)?;
-    let view = InspectView {
-        record: store.record(id).map_err(run_error)?,
-        parked: store
-            .parked()
-            .map_err(run_error)?
-            .into_iter()
-            .find(|p| p.key == WorkKey::Interview(id.to_string())),
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&view).map_err(run_error)?
-        );
-    } else {
-        print!("{}", view.render(id));
+    if let Some(code) = through_daemon(
+        &config,
+        Request::Inspect {
+            id: id.to_string(),
+            json,
+        },
+    )
+    .await?
+    {
+        return Ok(code);
     }
-    Ok(if view.record.is_some() || view.parked.is_some() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let store = open_store(&config)?;
+    let (output, code) = status::inspect_output(&store, id, json).map_err(run_error)?;
+    print!("{output}");
+    Ok(ExitCode::from(code))
+}
+
+async fn run_command(config_path: &std::path::Path) -> Result<ExitCode, Failure> {
+    match daemon::run(config_path).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_setup() => Err(setup_error(e)),
+        Err(e) => Err(run_error(e)),
+    }
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -341,8 +300,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_mass_delete,
         } => sync_command(&cli.config, full, allow_mass_delete).await,
         Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
-        Command::Status { json } => status_command(&cli.config, json),
-        Command::Inspect { id, json } => inspect_command(&cli.config, &id, json),
+        Command::Run => run_command(&cli.config).await,
+        Command::Status { json } => status_command(&cli.config, json).await,
+        Command::Inspect { id, json } => inspect_command(&cli.config, &id, json).await,
         Command::Emulate(e) => emulate(e).await,
     };
     Ok(match result {

@@ -8,11 +8,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod emulator;
 pub mod engine;
 pub mod google;
 pub mod hitolink;
 pub mod http;
+pub mod link;
 pub mod logging;
 pub mod model;
 pub mod ratelimit;

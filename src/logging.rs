@@ -44,11 +44,17 @@ pub fn filter() -> EnvFilter {
 /// Installs the global subscriber; logs go to stderr so that commands'
 /// own output on stdout stays machine-readable.
 pub fn init(format: LogFormat) {
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal, never into files or pipes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter())
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    // Under systemd the journal stamps each line itself and shows no colours.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let _ = match (format, journald) {
+        (LogFormat::Json, _) => builder.json().try_init(),
+        (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
     };
 }

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::CycleReport;
+use crate::engine::{CycleReport, PlanItem};
+use crate::reconcile::Case;
 use crate::state::{ConflictEntry, Intent, Parked, Record, Side, StateError, Store};
 
 #[derive(Debug, Serialize)]
@@ -198,4 +199,114 @@ impl InspectView {
         }
         out
     }
+}
+
+/// What `sync` prints, and its exit code (0: all applied, 1: parked or held).
+pub fn render_cycle(report: &CycleReport) -> (String, u8) {
+    let mut out = format!(
+        "cycle: {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts ({} calendar changes, {} HITO-Link changes{}) in {} ms\n",
+        report.applied,
+        report.parked,
+        report.calendar_writes,
+        report.hitolink_writes,
+        report.conflicts,
+        report.google_changes,
+        report.hitolink_changes,
+        match (report.full_google, report.full_hitolink) {
+            (true, true) => "; full listing of both sides",
+            (true, false) => "; full listing of the calendar",
+            (false, true) => "; full listing of HITO-Link",
+            (false, false) => "",
+        },
+        report.duration_ms
+    );
+    out.push_str(&render_items(&changed_items(report)));
+    if let Some(why) = &report.breaker {
+        out.push_str(&format!(
+            "mass-deletion breaker tripped: {why}\ncheck both sides, then run `hitosync sync --allow-mass-delete` to apply the cancellations\n"
+        ));
+    }
+    if report.interrupted {
+        out.push_str("stopped early (shutdown); the rest is read again by the next cycle\n");
+    }
+    (out, if report.clean() { 0 } else { 1 })
+}
+
+/// What `plan` prints.
+pub fn render_plan(report: &CycleReport, json: bool) -> String {
+    let items = changed_items(report);
+    if json {
+        return serde_json::to_string_pretty(&items)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            + "\n";
+    }
+    let mut out = format!(
+        "plan: {} record(s) would change; nothing was written\n",
+        items.len()
+    );
+    out.push_str(&render_items(&items));
+    if let Some(why) = &report.breaker {
+        out.push_str(&format!("the mass-deletion breaker would trip: {why}\n"));
+    }
+    out
+}
+
+fn changed_items(report: &CycleReport) -> Vec<PlanItem> {
+    report
+        .plan
+        .iter()
+        .filter(|p| p.case != Case::NothingToDo || p.summary.starts_with("parked"))
+        .cloned()
+        .collect()
+}
+
+fn render_items(items: &[PlanItem]) -> String {
+    items
+        .iter()
+        .map(|item| {
+            let mark = if item.held {
+                " [held by the mass-deletion breaker]"
+            } else if item.destructive {
+                " [cancels]"
+            } else {
+                ""
+            };
+            format!(
+                "  {}  {:?}  {}{}\n",
+                item.key, item.case, item.summary, mark
+            )
+        })
+        .collect()
+}
+
+/// What `status` prints.
+pub fn status_output(store: &Store, json: bool) -> Result<String, StateError> {
+    let view = StatusView::read(store, Utc::now())?;
+    Ok(if json {
+        serde_json::to_string_pretty(&view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
+    } else {
+        view.render()
+    })
+}
+
+/// What `inspect ID` prints, and its exit code (1: not known).
+pub fn inspect_output(store: &Store, id: &str, json: bool) -> Result<(String, u8), StateError> {
+    let view = InspectView {
+        record: store.record(id)?,
+        parked: store
+            .parked()?
+            .into_iter()
+            .find(|p| p.key == crate::state::WorkKey::Interview(id.to_string())),
+    };
+    let code = if view.record.is_some() || view.parked.is_some() {
+        0
+    } else {
+        1
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
+    } else {
+        view.render(id)
+    };
+    Ok((text, code))
 }

@@ -68,6 +68,7 @@ async fn idle_cycle_after_import(n: usize) {
         policy: Policy::from_config(&SyncConfig::default(), ORGANIZER),
         max_deletions: 20,
         hitolink_page_size: 500,
+        stop: None,
     };
     let opts = CycleOptions::default();
     let first = engine.cycle(&opts).await.unwrap();

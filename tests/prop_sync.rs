@@ -553,6 +553,7 @@ impl World {
             policy: policy(),
             max_deletions: 1000,
             hitolink_page_size: 3,
+            stop: None,
         };
         let opts = CycleOptions {
             now: Some(self.clock),

@@ -12,6 +12,7 @@ pub mod ports;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -83,6 +84,8 @@ pub struct CycleReport {
     pub conflicts: usize,
     /// Set when the mass-deletion breaker held cancellations back.
     pub breaker: Option<String>,
+    /// Stopped early (shutdown); the cursors were not moved.
+    pub interrupted: bool,
     pub plan: Vec<PlanItem>,
 }
 
@@ -168,6 +171,9 @@ pub struct Engine<'a> {
     pub policy: Policy,
     pub max_deletions: u32,
     pub hitolink_page_size: u32,
+    /// Set by SIGTERM: finish the record in flight, then stop without
+    /// moving the cursors (the rest is read again next time).
+    pub stop: Option<&'a AtomicBool>,
 }
 
 struct Fetched {
@@ -265,6 +271,11 @@ impl<'a> Engine<'a> {
         }
 
         for (key, w, d) in decided {
+            if self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                report.interrupted = true;
+                info!("stopping: the rest of this cycle is read again next time");
+                break;
+            }
             // Settled once this key's work is done, whatever it came to: an
             // open intent or parking then lives on under this key.
             let also_settle = if opts.dry_run {
@@ -321,7 +332,9 @@ impl<'a> Engine<'a> {
         {
             self.store.put_meta("breaker", &Some(why.clone()))?;
         }
-        if !opts.dry_run {
+        // Interrupted: what was not applied is read again from the old
+        // positions next time.
+        if !opts.dry_run && !report.interrupted {
             self.store.set_cursors(
                 fetched.google_token.as_deref(),
                 fetched.hitolink_cursor.as_deref(),

@@ -133,6 +133,11 @@ impl Env {
 
     /// `extra` is appended to the config (a `[sync]` table, say).
     pub async fn start_with(extra: &str) -> Env {
+        Env::start_full("", extra).await
+    }
+
+    /// `daemon` goes into the `[daemon]` table, `extra` after it.
+    pub async fn start_full(daemon: &str, extra: &str) -> Env {
         let google = GoogleEmu::start().await;
         let hitolink = HitolinkEmu::start(hiring_seed()).await;
         let dir = tempfile::tempdir().unwrap();
@@ -148,7 +153,7 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "{}\n[hitolink]\nbase_url = \"{}\"\napi_token_file = \"hitolink.token\"\nmax_requests_per_minute = 60000\n[daemon]\nstate_dir = \"state\"\ncontrol_socket = \"control.sock\"\n{extra}\n",
+                "{}\n[hitolink]\nbase_url = \"{}\"\napi_token_file = \"hitolink.token\"\nmax_requests_per_minute = 60000\n[daemon]\nstate_dir = \"state\"\ncontrol_socket = \"control.sock\"\n{daemon}\n{extra}\n",
                 google_toml(&google, &key, ORGANIZER),
                 hitolink.base_url()
             ),

@@ -1,0 +1,180 @@
+//! Prometheus metrics on `daemon.metrics_listen`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::engine::CycleReport;
+
+/// Counters the loop updates after each cycle; read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub cycles_ok: AtomicU64,
+    pub cycles_failed: AtomicU64,
+    pub cycle_seconds_sum_ms: AtomicU64,
+    pub last_cycle_ms: AtomicU64,
+    pub last_success_unix: AtomicU64,
+    pub applied: AtomicU64,
+    pub calendar_writes: AtomicU64,
+    pub hitolink_writes: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub parked: AtomicU64,
+    pub mapped: AtomicU64,
+    pub reloads: AtomicU64,
+    pub google_requests: AtomicU64,
+    pub google_retries: AtomicU64,
+    pub hitolink_requests: AtomicU64,
+    pub hitolink_retries: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, r: &CycleReport, mapped: usize) {
+        self.cycles_ok.fetch_add(1, Ordering::Relaxed);
+        self.cycle_seconds_sum_ms
+            .fetch_add(r.duration_ms, Ordering::Relaxed);
+        self.last_cycle_ms.store(r.duration_ms, Ordering::Relaxed);
+        self.last_success_unix.store(
+            chrono::Utc::now().timestamp().max(0) as u64,
+            Ordering::Relaxed,
+        );
+        self.applied.fetch_add(r.applied as u64, Ordering::Relaxed);
+        self.calendar_writes
+            .fetch_add(r.calendar_writes as u64, Ordering::Relaxed);
+        self.hitolink_writes
+            .fetch_add(r.hitolink_writes as u64, Ordering::Relaxed);
+        self.conflicts
+            .fetch_add(r.conflicts as u64, Ordering::Relaxed);
+        self.parked.store(r.parked as u64, Ordering::Relaxed);
+        self.mapped.store(mapped as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        metric(
+            "hitosync_cycles_total",
+            "counter",
+            "Reconcile cycles run, by result.",
+            &[
+                ("{result=\"ok\"}", g(&self.cycles_ok)),
+                ("{result=\"failed\"}", g(&self.cycles_failed)),
+            ],
+        );
+        metric(
+            "hitosync_cycle_duration_milliseconds_sum",
+            "counter",
+            "Total time spent in successful cycles.",
+            &[("", g(&self.cycle_seconds_sum_ms))],
+        );
+        metric(
+            "hitosync_last_cycle_duration_milliseconds",
+            "gauge",
+            "Duration of the last successful cycle.",
+            &[("", g(&self.last_cycle_ms))],
+        );
+        metric(
+            "hitosync_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful cycle.",
+            &[("", g(&self.last_success_unix))],
+        );
+        metric(
+            "hitosync_records_applied_total",
+            "counter",
+            "Records whose changes were applied.",
+            &[("", g(&self.applied))],
+        );
+        metric(
+            "hitosync_writes_total",
+            "counter",
+            "Remote writes, by side.",
+            &[
+                ("{side=\"google\"}", g(&self.calendar_writes)),
+                ("{side=\"hitolink\"}", g(&self.hitolink_writes)),
+            ],
+        );
+        metric(
+            "hitosync_api_requests_total",
+            "counter",
+            "API requests made, by side.",
+            &[
+                ("{side=\"google\"}", g(&self.google_requests)),
+                ("{side=\"hitolink\"}", g(&self.hitolink_requests)),
+            ],
+        );
+        metric(
+            "hitosync_api_retries_total",
+            "counter",
+            "Requests retried after rate limits or server errors, by side.",
+            &[
+                ("{side=\"google\"}", g(&self.google_retries)),
+                ("{side=\"hitolink\"}", g(&self.hitolink_retries)),
+            ],
+        );
+        metric(
+            "hitosync_conflicts_total",
+            "counter",
+            "Conflicts settled by policy.",
+            &[("", g(&self.conflicts))],
+        );
+        metric(
+            "hitosync_parked_records",
+            "gauge",
+            "Records parked in the last cycle.",
+            &[("", g(&self.parked))],
+        );
+        metric(
+            "hitosync_mapped_interviews",
+            "gauge",
+            "Interviews with a mapping.",
+            &[("", g(&self.mapped))],
+        );
+        metric(
+            "hitosync_config_reloads_total",
+            "counter",
+            "Successful config reloads.",
+            &[("", g(&self.reloads))],
+        );
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` in the background.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    m.render(),
+                )
+            }
+        }),
+    );
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    }))
+}
