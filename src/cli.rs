@@ -40,6 +40,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Both emulators and the daemon in one process: a hiring week synced live, no credentials needed.
+    Demo {
+        /// Stay up after the scenario (Ctrl-C stops).
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// The daemon, in the foreground (systemd Type=notify): cycles on the schedule, signals, control socket.
     Run,
     /// One reconcile cycle, then exit (0: all applied, 1: something parked or failed, 2: configuration error).
@@ -112,7 +118,13 @@ pub enum Emulate {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // The demo prints its own timeline; the daemon's info lines would bury it.
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    logging::init(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -301,6 +313,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => sync_command(&cli.config, full, allow_mass_delete).await,
         Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
         Command::Run => run_command(&cli.config).await,
+        Command::Demo { keep_running } => match crate::demo::run(keep_running).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => Err(run_error(e)),
+        },
         Command::Status { json } => status_command(&cli.config, json).await,
         Command::Inspect { id, json } => inspect_command(&cli.config, &id, json).await,
         Command::Emulate(e) => emulate(e).await,

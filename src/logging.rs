@@ -29,10 +29,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// The filter: `RUST_LOG` (default `info`), with the capped targets forced
+/// The filter: `RUST_LOG` (or `default`), with the capped targets forced
 /// to `info` at most.
-pub fn filter() -> EnvFilter {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn filter(default: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     for (target, _why) in CAPPED {
         if let Ok(d) = format!("{target}=info").parse::<Directive>() {
             filter = filter.add_directive(d);
@@ -43,11 +43,12 @@ pub fn filter() -> EnvFilter {
 
 /// Installs the global subscriber; logs go to stderr so that commands'
 /// own output on stdout stays machine-readable.
-pub fn init(format: LogFormat) {
+/// `default` is the level when `RUST_LOG` is not set.
+pub fn init(format: LogFormat, default: &str) {
     use std::io::IsTerminal;
     // Colours only for a person at a terminal, never into files or pipes.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter(default))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // Under systemd the journal stamps each line itself and shows no colours.

@@ -120,3 +120,23 @@ fn bad_seed_file_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("seed.json"), "{err}");
 }
+
+/// The README's first command: the whole loop on an embedded default.
+#[test]
+fn demo_runs_the_scenario_and_exits_0() {
+    let out = Command::new(BIN).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "import: 3 interviews from HITO-Link are on the calendar",
+        "-> event on the calendar",
+        "-> the event moved; attendees were notified",
+        "-> HITO-Link records 辞退 (candidate_declined); the event is cancelled",
+        "-> HITO-Link shows the new time",
+        "-> HITO-Link has a new interview for 渡辺 翔",
+        "demo finished: 5 interviews and their events in step",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}

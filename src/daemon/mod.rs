@@ -109,6 +109,16 @@ struct Daemon {
 /// Runs until SIGTERM/SIGINT. Returns after the write in flight finished
 /// and everything was flushed.
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    run_until(config_path, std::future::pending()).await
+}
+
+/// The same, also stopping when `shutdown` completes (the demo runs the
+/// daemon inside its own process).
+pub async fn run_until(
+    config_path: &Path,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    tokio::pin!(shutdown);
     let config = Config::load(config_path)?;
     let store = Arc::new(Store::open(&config.daemon.state_dir)?);
     let link = Link::connect(&config).await?;
@@ -173,6 +183,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
             Some((req, reply)) = ctl_rx.recv() => daemon.control(req, reply),
             _ = signals.term.recv() => Job::Stop,
             _ = signals.int.recv() => Job::Stop,
+            _ = &mut shutdown => Job::Stop,
             _ = tick(&mut watchdog) => {
                 let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
                 Job::Nothing
