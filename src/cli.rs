@@ -76,6 +76,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Checks every step of the setup guide and says which one is wrong and how to mend it.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Also insert and remove a private probe event (notifying nobody).
+        #[arg(long)]
+        write_test: bool,
+    },
     /// Run a test peer (an emulator of Google Calendar or HITO-Link) in the foreground.
     #[command(subcommand)]
     Emulate(Emulate),
@@ -297,6 +305,30 @@ async fn inspect_command(
     Ok(ExitCode::from(code))
 }
 
+async fn doctor_command(
+    config_path: &std::path::Path,
+    json: bool,
+    write_test: bool,
+) -> Result<ExitCode, Failure> {
+    let checks = crate::doctor::run(config_path, write_test).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).map_err(run_error)?
+        );
+    } else {
+        print!("{}", crate::doctor::render(&checks));
+    }
+    let failed = checks
+        .iter()
+        .any(|c| c.outcome == crate::doctor::Outcome::Failed);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 async fn run_command(config_path: &std::path::Path) -> Result<ExitCode, Failure> {
     match daemon::run(config_path).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -313,6 +345,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => sync_command(&cli.config, full, allow_mass_delete).await,
         Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
         Command::Run => run_command(&cli.config).await,
+        Command::Doctor { json, write_test } => doctor_command(&cli.config, json, write_test).await,
         Command::Demo { keep_running } => match crate::demo::run(keep_running).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => Err(run_error(e)),
