@@ -76,6 +76,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measures cycles against the emulators over loopback and prints the figures (docs/performance.md).
+    Bench {
+        /// Mapped interviews for the idle-cycle table.
+        #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000, 100_000])]
+        sizes: Vec<usize>,
+        /// Changes per cycle for the second table.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100, 1_000])]
+        changes: Vec<usize>,
+        /// Mapped interviews while measuring changes.
+        #[arg(long, default_value_t = 10_000)]
+        changes_at: usize,
+        /// New interviews for the import under quota.
+        #[arg(long, default_value_t = 10_000)]
+        import: usize,
+        /// Google's per-user quota (requests a minute).
+        #[arg(long, default_value_t = 600)]
+        quota_per_minute: u32,
+        /// How much faster than real time the quota's minute runs.
+        #[arg(long, default_value_t = 20.0)]
+        time_scale: f64,
+    },
     /// Checks every step of the setup guide and says which one is wrong and how to mend it.
     Doctor {
         #[arg(long)]
@@ -127,7 +148,7 @@ pub enum Emulate {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own timeline; the daemon's info lines would bury it.
-    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+    let default_level = if matches!(cli.command, Command::Demo { .. } | Command::Bench { .. }) {
         "warn"
     } else {
         "info"
@@ -345,6 +366,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => sync_command(&cli.config, full, allow_mass_delete).await,
         Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
         Command::Run => run_command(&cli.config).await,
+        Command::Bench {
+            sizes,
+            changes,
+            changes_at,
+            import,
+            quota_per_minute,
+            time_scale,
+        } => {
+            let opts = crate::bench::BenchOptions {
+                sizes,
+                changes,
+                changes_at,
+                import,
+                quota_per_minute,
+                time_scale,
+            };
+            crate::bench::run(&opts)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(run_error)
+        }
         Command::Doctor { json, write_test } => doctor_command(&cli.config, json, write_test).await,
         Command::Demo { keep_running } => match crate::demo::run(keep_running).await {
             Ok(()) => Ok(ExitCode::SUCCESS),

@@ -6,6 +6,7 @@
 //! `state` persists. The emulators under `emulator` are the test peers; the
 //! product path never calls them.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
