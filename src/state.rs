@@ -21,6 +21,7 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub const DEFAULT_LINK: &str = "default";
 const HISTORY_LEN: usize = 20;
 const CONFLICT_LOG_LEN: usize = 1000;
+const RECORD_COUNT: &str = "record_count";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -215,6 +216,10 @@ impl Store {
             meta: tree("meta")?,
             db,
         };
+        if store.meta.get(RECORD_COUNT)?.is_none() {
+            let n = store.records.len() as u64;
+            store.meta.insert(RECORD_COUNT, &n.to_be_bytes())?;
+        }
         match store.db.get("schema_version")? {
             None => {
                 store
@@ -318,24 +323,40 @@ impl Store {
             &self.intents,
             &self.parked,
             &self.conflicts,
+            &self.meta,
         )
-            .transaction(|(records, by_event, intents, parked, log)| {
-                match &new_record {
+            .transaction(|(records, by_event, intents, parked, log, meta)| {
+                let existed = match &new_record {
                     Some((event_id, bytes)) => {
                         if let Some(old) = &old_event
                             && old != event_id
                         {
                             by_event.remove(old.as_str())?;
                         }
-                        records.insert(interview_id, bytes.as_slice())?;
                         by_event.insert(event_id.as_str(), interview_id.as_bytes())?;
+                        records.insert(interview_id, bytes.as_slice())?.is_some()
                     }
                     None => {
                         if let Some(old) = &old_event {
                             by_event.remove(old.as_str())?;
                         }
-                        records.remove(interview_id)?;
+                        records.remove(interview_id)?.is_some()
                     }
+                };
+                // The count of records is kept beside them: sled's len()
+                // walks the whole tree, and status and metrics ask often.
+                let exists = new_record.is_some();
+                if existed != exists {
+                    let count = meta
+                        .get(RECORD_COUNT)?
+                        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes))
+                        .unwrap_or(0);
+                    let count = if exists {
+                        count + 1
+                    } else {
+                        count.saturating_sub(1)
+                    };
+                    meta.insert(RECORD_COUNT, &count.to_be_bytes())?;
                 }
                 for v in &conflict_values {
                     let id = log.generate_id()?;
@@ -350,7 +371,8 @@ impl Store {
             .map_err(|e: TransactionError<()>| {
                 StateError::Io(format!("committing {interview_id}: {e:?}"))
             })?;
-        while self.conflicts.len() > CONFLICT_LOG_LEN {
+        // len() walks the log (at most a thousand entries): only when it grew
+        while !conflicts.is_empty() && self.conflicts.len() > CONFLICT_LOG_LEN {
             if self.conflicts.pop_min()?.is_none() {
                 break;
             }
@@ -366,8 +388,14 @@ impl Store {
         })
     }
 
+    /// Mapped interviews, in constant time (a counter kept by `commit`).
     pub fn record_count(&self) -> usize {
-        self.records.len()
+        self.meta
+            .get(RECORD_COUNT)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0) as usize
     }
 
     // --- cursors -----------------------------------------------------------
@@ -625,9 +653,11 @@ mod tests {
         }
         let r = s.record("iv_1").unwrap().unwrap();
         assert_eq!(r.history.len(), HISTORY_LEN);
+        assert_eq!(s.record_count(), 1);
         assert_eq!(r.history.last().unwrap().summary, "step 29");
         s.commit(&key, "iv_1", None, entry(99), &[]).unwrap();
         assert!(s.record("iv_1").unwrap().is_none());
+        assert_eq!(s.record_count(), 0);
         assert!(s.interview_for_event("eviv_1").unwrap().is_none());
     }
 

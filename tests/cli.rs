@@ -146,12 +146,34 @@ fn demo_runs_the_scenario_and_exits_0() {
 #[test]
 fn bench_runs_at_toy_sizes() {
     let out = Command::new(BIN)
-        .args(["bench", "--sizes", "20", "--changes", "1,5", "--changes-at", "20", "--import", "30", "--time-scale", "600"])
+        .args([
+            "bench",
+            "--sizes",
+            "20",
+            "--changes",
+            "1,5",
+            "--changes-at",
+            "20",
+            "--import",
+            "30",
+            "--time-scale",
+            "600",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("idle cycle at N mapped interviews"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("idle cycle at N mapped interviews"),
+        "{stdout}"
+    );
     assert!(stdout.contains("30 applied"), "{stdout}");
-    assert!(stdout.contains("rate-limit errors answered by the emulator: 0"), "{stdout}");
+    assert!(
+        stdout.contains("rate-limit errors answered by the emulator: 0"),
+        "{stdout}"
+    );
 }

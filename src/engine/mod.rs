@@ -489,6 +489,9 @@ impl<'a> Engine<'a> {
     /// One side listed nothing where the store maps records: more likely a
     /// broken feed or a wrong calendar than everything deleted at once.
     fn empty_side(&self, f: &Fetched) -> Option<String> {
+        if !f.full_google && !f.full_hitolink {
+            return None;
+        }
         let mapped = self.store.record_count();
         if mapped == 0 {
             return None;
