@@ -101,6 +101,9 @@ struct StoredEvent {
 #[derive(Debug, Default)]
 struct Calendar {
     events: BTreeMap<String, StoredEvent>,
+    /// Each event at its latest change: what makes a delta cost its size,
+    /// not the calendar's, as with Google.
+    by_seq: BTreeMap<u64, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -475,10 +478,12 @@ impl GoogleEmulator {
             }
         };
         let cal = st.calendars.get(&owner).ok_or_else(ApiError::not_found)?;
+        let from = since.unwrap_or(0).max(after_seq);
         let mut matching: Vec<&StoredEvent> = cal
-            .events
-            .values()
-            .filter(|e| e.seq > since.unwrap_or(0) && e.seq <= upto && e.seq > after_seq)
+            .by_seq
+            .range(from + 1..=upto.max(from + 1))
+            .filter_map(|(_, id)| cal.events.get(id))
+            .filter(|e| e.seq <= upto)
             .filter(|e| {
                 show_deleted || e.body.get("status").and_then(|s| s.as_str()) != Some("cancelled")
             })
@@ -492,6 +497,7 @@ impl GoogleEmulator {
                         == Some(v.as_str())
                 })
             })
+            .take(max + 1)
             .collect();
         matching.sort_by_key(|e| e.seq);
         let more = matching.len() > max;
@@ -932,11 +938,12 @@ impl State {
             changed,
         });
         let out = Value::Object(body.clone());
-        self.calendars
+        let cal = self
+            .calendars
             .get_mut(owner)
-            .ok_or_else(ApiError::not_found)?
-            .events
-            .insert(id, StoredEvent { body, seq });
+            .ok_or_else(ApiError::not_found)?;
+        cal.by_seq.insert(seq, id.clone());
+        cal.events.insert(id, StoredEvent { body, seq });
         Ok(out)
     }
 
@@ -1008,7 +1015,9 @@ impl State {
         }
         stamp(&mut after, seq, Utc::now());
         stored.body = after.clone();
-        stored.seq = seq;
+        let old_seq = std::mem::replace(&mut stored.seq, seq);
+        cal.by_seq.remove(&old_seq);
+        cal.by_seq.insert(seq, event_id.to_string());
         self.seq = seq;
         self.writes.push(WriteRecord {
             method,
