@@ -20,6 +20,7 @@ pub mod http;
 pub mod link;
 pub mod logging;
 pub mod model;
+pub mod private_file;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod retry;

@@ -52,6 +52,44 @@ impl Backoff {
     }
 }
 
+/// An error that may be worth another try, and how long the server asked
+/// to wait before it.
+pub trait Retryable: std::fmt::Display {
+    fn is_retryable(&self) -> bool;
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+/// Runs `op` under `limiter`, retrying what is worth retrying with
+/// `backoff`; counts retries in `retries`. Shared by both API clients.
+pub async fn with_retries<T, E, F, Fut>(
+    limiter: &crate::ratelimit::RateLimiter,
+    backoff: &Backoff,
+    retries: &std::sync::atomic::AtomicU64,
+    what: &str,
+    mut op: F,
+) -> Result<T, E>
+where
+    E: Retryable,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        limiter.acquire().await;
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && attempt < backoff.max_attempts => {
+                let wait = backoff.delay(attempt, e.retry_after());
+                tracing::warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "API call failed, retrying");
+                retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,23 +187,34 @@ impl Store {
             dir: dir.to_path_buf(),
             detail: e.to_string(),
         })?;
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .open()
-            .map_err(|e| match &e {
-                sled::Error::Io(io)
+        // A process that just exited (or a handle this process just dropped,
+        // whose sled flusher thread still holds the lock for a moment)
+        // releases the lock shortly: wait up to two seconds before calling
+        // the store taken.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir.join("sled")).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("lock") =>
                 {
-                    StateError::Locked {
-                        dir: dir.to_path_buf(),
+                    attempts += 1;
+                    if attempts >= 200 {
+                        return Err(StateError::Locked {
+                            dir: dir.to_path_buf(),
+                        });
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                other => StateError::Open {
-                    dir: dir.to_path_buf(),
-                    detail: other.to_string(),
-                },
-            })?;
+                Err(other) => {
+                    return Err(StateError::Open {
+                        dir: dir.to_path_buf(),
+                        detail: other.to_string(),
+                    });
+                }
+            }
+        };
         let tree = |name: &str| db.open_tree(format!("{link}/{name}"));
         let store = Store {
             dir: dir.to_path_buf(),

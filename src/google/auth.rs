@@ -163,34 +163,18 @@ impl ServiceAccount {
 }
 
 fn read_key_file(path: &Path, allow_insecure: bool) -> Result<Vec<u8>, KeyError> {
-    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => KeyError::Missing {
-            path: path.to_path_buf(),
-        },
-        _ => KeyError::Unreadable {
-            path: path.to_path_buf(),
+    use crate::private_file::{self, PrivateFileError as E};
+    let path_buf = path.to_path_buf();
+    private_file::read(path, allow_insecure).map_err(|e| match e {
+        E::Missing => KeyError::Missing { path: path_buf },
+        E::Unreadable(source) => KeyError::Unreadable {
+            path: path_buf,
             source,
         },
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            if !allow_insecure {
-                return Err(KeyError::InsecurePermissions {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "key file is readable by group or others");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (meta, allow_insecure);
-    std::fs::read(path).map_err(|source| KeyError::Unreadable {
-        path: path.to_path_buf(),
-        source,
+        E::Insecure { mode } => KeyError::InsecurePermissions {
+            path: path_buf,
+            mode,
+        },
     })
 }
 

@@ -13,7 +13,7 @@ use google_calendar3::CalendarHub;
 use google_calendar3::api::{Event, EventAttendee, EventDateTime, EventExtendedProperties, Scope};
 use http::Method;
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::debug;
 use url::Url;
 
 use super::auth::{ServiceAccount, TokenSource};
@@ -170,30 +170,19 @@ impl CalendarClient {
     }
 
     /// Runs `op` under the limiter, retrying what is worth retrying.
-    async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, GoogleError>
+    async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GoogleError>>,
     {
-        let mut attempt = 1;
-        loop {
-            self.limiter.acquire().await;
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.backoff.max_attempts => {
-                    let retry_after = match &e {
-                        GoogleError::RateLimited { retry_after, .. } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = self.backoff.delay(attempt, retry_after);
-                    warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "Calendar API call failed, retrying");
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        crate::retry::with_retries(
+            &self.limiter,
+            &self.backoff,
+            &self.counters.retries,
+            what,
+            op,
+        )
+        .await
     }
 
     /// One page of the calendar: a full listing without `sync_token`, the

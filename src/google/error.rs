@@ -57,6 +57,18 @@ pub enum GoogleError {
     Protocol(String),
 }
 
+impl crate::retry::Retryable for GoogleError {
+    fn is_retryable(&self) -> bool {
+        GoogleError::is_retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GoogleError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
 impl GoogleError {
     /// Worth another try after a pause.
     pub fn is_retryable(&self) -> bool {

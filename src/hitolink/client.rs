@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tracing::{debug, warn};
+use tracing::debug;
 use url::Url;
 
 use crate::config::Config;
@@ -50,34 +50,23 @@ pub enum TokenError {
 
 /// Reads the bearer token: the first line of the file, trimmed.
 pub fn read_token(path: &Path, allow_insecure: bool) -> Result<SecretString, TokenError> {
-    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => TokenError::Missing {
+    use crate::private_file::{self, PrivateFileError as E};
+    let bytes = private_file::read(path, allow_insecure).map_err(|e| match e {
+        E::Missing => TokenError::Missing {
             path: path.to_path_buf(),
         },
-        _ => TokenError::Unreadable {
+        E::Unreadable(source) => TokenError::Unreadable {
             path: path.to_path_buf(),
             source,
         },
+        E::Insecure { mode } => TokenError::InsecurePermissions {
+            path: path.to_path_buf(),
+            mode,
+        },
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            if !allow_insecure {
-                return Err(TokenError::InsecurePermissions {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-            warn!(path = %path.display(), mode = format!("{mode:o}"), "token file is readable by group or others");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (meta, allow_insecure);
-    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+    let text = String::from_utf8(bytes).map_err(|_| TokenError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
     })?;
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
@@ -131,6 +120,18 @@ pub enum HitolinkError {
     Unsyncable(#[from] Unsyncable),
     #[error("unexpected answer from HITO-Link: {0}")]
     Protocol(String),
+}
+
+impl crate::retry::Retryable for HitolinkError {
+    fn is_retryable(&self) -> bool {
+        HitolinkError::is_retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HitolinkError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 impl HitolinkError {
@@ -295,30 +296,20 @@ impl HitolinkClient {
         Ok(url)
     }
 
-    async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, HitolinkError>
+    /// Runs `op` under the limiter, retrying what is worth retrying.
+    async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, HitolinkError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HitolinkError>>,
     {
-        let mut attempt = 1;
-        loop {
-            self.limiter.acquire().await;
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.backoff.max_attempts => {
-                    let retry_after = match &e {
-                        HitolinkError::RateLimited { retry_after } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = self.backoff.delay(attempt, retry_after);
-                    warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "HITO-Link call failed, retrying");
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        crate::retry::with_retries(
+            &self.limiter,
+            &self.backoff,
+            &self.counters.retries,
+            what,
+            op,
+        )
+        .await
     }
 
     /// One request; JSON in, JSON out, errors sorted.

@@ -43,18 +43,10 @@ pub fn setup_from_p12(
     })
 }
 
-/// Binds `addr` and serves the emulator in the background. Returns the
-/// bound address (for `127.0.0.1:0`) and the task.
+/// Binds `addr` and serves the emulator in the background.
 pub async fn spawn(
     emu: Arc<GoogleEmulator>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, http::router(emu)).await {
-            tracing::error!(error = %e, "Google emulator stopped");
-        }
-    });
-    Ok((local, task))
+    super::serve(http::router(emu), addr, "Google").await
 }

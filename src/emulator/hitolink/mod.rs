@@ -18,17 +18,10 @@ pub fn read_seed(path: &Path) -> anyhow::Result<Seed> {
         .map_err(|e| anyhow::anyhow!("the seed file {} is not valid: {e}", path.display()))
 }
 
-/// Binds `addr` and serves in the background.
+/// Binds `addr` and serves the emulator in the background.
 pub async fn spawn(
     emu: Arc<HitolinkEmulator>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, http::router(emu)).await {
-            tracing::error!(error = %e, "HITO-Link emulator stopped");
-        }
-    });
-    Ok((local, task))
+    super::serve(http::router(emu), addr, "HITO-Link").await
 }
