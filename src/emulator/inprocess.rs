@@ -235,21 +235,7 @@ impl HitolinkApi for InProcessHitolink {
         idempotency_key: &str,
     ) -> Result<Interview, HitolinkError> {
         self.begin("create")?;
-        let t = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339();
-        let mut body = json!({
-            "application_id": new.application_id,
-            "start": t(new.start),
-            "end": t(new.end),
-            "time_zone": new.time_zone,
-            "interviewers": new.interviewers,
-            "external_event_id": new.external_event_id,
-        });
-        if let Some(l) = &new.location {
-            body["location"] = json!(l);
-        }
-        if let Some(u) = &new.video_conferencing_url {
-            body["video_conferencing_url"] = json!(u);
-        }
+        let body = new.to_json();
         let what = format!("booking {idempotency_key}");
         to_interview(
             &self

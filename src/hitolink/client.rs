@@ -214,6 +214,31 @@ pub struct NewInterview {
     pub video_conferencing_url: Option<String>,
 }
 
+impl NewInterview {
+    /// The body of `POST /v1/interviews`.
+    pub fn to_json(&self) -> Value {
+        let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut body = json!({
+            "application_id": self.application_id,
+            "start": t(self.start),
+            "end": t(self.end),
+            "time_zone": self.time_zone,
+            "interviewers": self.interviewers,
+            "external_event_id": self.external_event_id,
+        });
+        if let Some(s) = &self.selection_step_id {
+            body["selection_step_id"] = json!(s);
+        }
+        if let Some(l) = &self.location {
+            body["location"] = json!(l);
+        }
+        if let Some(u) = &self.video_conferencing_url {
+            body["video_conferencing_url"] = json!(u);
+        }
+        body
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeclineBy {
     Candidate,
@@ -403,24 +428,7 @@ impl HitolinkClient {
         idempotency_key: &str,
     ) -> Result<Interview, HitolinkError> {
         let url = self.url(&["interviews"])?;
-        let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let mut body = json!({
-            "application_id": new.application_id,
-            "start": t(new.start),
-            "end": t(new.end),
-            "time_zone": new.time_zone,
-            "interviewers": new.interviewers,
-            "external_event_id": new.external_event_id,
-        });
-        if let Some(s) = &new.selection_step_id {
-            body["selection_step_id"] = json!(s);
-        }
-        if let Some(l) = &new.location {
-            body["location"] = json!(l);
-        }
-        if let Some(u) = &new.video_conferencing_url {
-            body["video_conferencing_url"] = json!(u);
-        }
+        let body = new.to_json();
         let headers = [(
             http::HeaderName::from_static("idempotency-key"),
             idempotency_key.to_string(),
