@@ -451,11 +451,6 @@ impl Store {
         self.flush()
     }
 
-    pub fn clear_intent(&self, key: &WorkKey) -> Result<(), StateError> {
-        self.intents.remove(key.db_key())?;
-        self.flush()
-    }
-
     /// An intent or a parking is open for `key`.
     pub fn is_pending(&self, key: &WorkKey) -> Result<bool, StateError> {
         Ok(self.intents.contains_key(key.db_key())? || self.parked.contains_key(key.db_key())?)
@@ -531,11 +526,6 @@ impl Store {
         self.intents.remove(key.db_key())?;
         self.flush()?;
         Ok(p)
-    }
-
-    pub fn unpark(&self, key: &WorkKey) -> Result<(), StateError> {
-        self.parked.remove(key.db_key())?;
-        self.flush()
     }
 
     pub fn parked(&self) -> Result<Vec<Parked>, StateError> {
@@ -684,7 +674,7 @@ mod tests {
         assert!(p2.next_retry > p1.next_retry);
         assert_eq!(p2.first_at, p1.first_at);
         assert_eq!(s.parked().unwrap().len(), 1);
-        s.unpark(&key).unwrap();
+        s.settle(&key).unwrap();
         assert!(s.parked().unwrap().is_empty());
     }
 

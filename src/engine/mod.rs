@@ -763,8 +763,13 @@ impl<'a> Engine<'a> {
             .or_else(|| snapshot.as_ref().map(|s| s.event_etag.clone()));
         let mut event_after: Option<CalendarEvent> = None;
         if let Some(write) = &d.calendar {
-            let result = match write {
-                CalendarWrite::Create(body) => match wire::new_event(&event_id, body) {
+            let result = match (wire::patch_for(write), write) {
+                (Some((json, send)), _) => {
+                    self.calendar
+                        .patch(&event_id, &json, etag.as_deref(), send)
+                        .await
+                }
+                (None, CalendarWrite::Create(body)) => match wire::new_event(&event_id, body) {
                     Some(new) => self.calendar.insert(&new, SendUpdates::All).await,
                     None => {
                         return Ok(Step::Park(
@@ -772,69 +777,16 @@ impl<'a> Engine<'a> {
                         ));
                     }
                 },
-                CalendarWrite::Update { body, notify } => {
-                    let send = if *notify {
-                        SendUpdates::All
-                    } else {
-                        SendUpdates::None
-                    };
-                    self.calendar
-                        .patch(
-                            &event_id,
-                            &wire::event_patch(body, None),
-                            etag.as_deref(),
-                            send,
-                        )
-                        .await
-                }
-                CalendarWrite::Cancel { body } => {
-                    self.calendar
-                        .patch(
-                            &event_id,
-                            &wire::event_patch(body, Some("cancelled")),
-                            etag.as_deref(),
-                            SendUpdates::All,
-                        )
-                        .await
-                }
-                CalendarWrite::Restore { body } => {
-                    self.calendar
-                        .patch(
-                            &event_id,
-                            &wire::event_patch(body, Some("confirmed")),
-                            etag.as_deref(),
-                            SendUpdates::All,
-                        )
-                        .await
-                }
-                CalendarWrite::Stamp { body } => {
-                    self.calendar
-                        .patch(
-                            &event_id,
-                            &wire::event_patch(body, None),
-                            etag.as_deref(),
-                            SendUpdates::None,
-                        )
-                        .await
-                }
+                (None, _) => return Ok(Step::Park("a calendar write of no known form".into())),
             };
             match result {
                 Ok(ev) => {
                     calendar_writes += 1;
                     event_after = Some(ev);
                 }
-                Err(GoogleError::Duplicate { .. }) => {
-                    // Made before a crash, or by a store that was lost: adopt.
-                    let g = self.get_event(&event_id).await?;
-                    return Ok(Step::Again {
-                        h: Box::new(h.clone()),
-                        g: Box::new(g),
-                        interview_id: Some(interview_id),
-                        calendar_writes,
-                        hitolink_writes,
-                    });
-                }
-                Err(GoogleError::PreconditionFailed { .. }) => {
+                // 409: made before a crash, or by a store that was lost: adopt.
+                // 412: changed under us. Either way: read it, decide again.
+                Err(GoogleError::Duplicate { .. } | GoogleError::PreconditionFailed { .. }) => {
                     let g = self.get_event(&event_id).await?;
                     return Ok(Step::Again {
                         h: Box::new(h.clone()),

@@ -3,9 +3,27 @@
 
 use serde_json::{Value, json};
 
-use crate::google::NewEvent;
 use crate::google::client::{api_attendees, api_time};
-use crate::reconcile::{EventBody, InterviewPatch};
+use crate::google::{NewEvent, SendUpdates};
+use crate::reconcile::{CalendarWrite, EventBody, InterviewPatch};
+
+/// The PATCH body and whom it notifies, for every write but a create.
+pub fn patch_for(write: &CalendarWrite) -> Option<(Value, SendUpdates)> {
+    Some(match write {
+        CalendarWrite::Create(_) => return None,
+        CalendarWrite::Update { body, notify } => (
+            event_patch(body, None),
+            if *notify {
+                SendUpdates::All
+            } else {
+                SendUpdates::None
+            },
+        ),
+        CalendarWrite::Cancel { body } => (event_patch(body, Some("cancelled")), SendUpdates::All),
+        CalendarWrite::Restore { body } => (event_patch(body, Some("confirmed")), SendUpdates::All),
+        CalendarWrite::Stamp { body } => (event_patch(body, None), SendUpdates::None),
+    })
+}
 
 /// A Calendar PATCH body; `status` is set for cancellations and restores.
 pub fn event_patch(body: &EventBody, status: Option<&str>) -> Value {
