@@ -4,6 +4,7 @@
 //! wait between zero and the capped exponential) spreads retries of many
 //! workers apart, which matters when a shared quota is what failed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -57,6 +58,34 @@ impl Backoff {
 pub trait Retryable: std::fmt::Display {
     fn is_retryable(&self) -> bool;
     fn retry_after(&self) -> Option<Duration>;
+    /// A rate-limit answer (429, or Google's 403 rate-limit reasons).
+    fn is_rate_limit(&self) -> bool;
+}
+
+/// What one client's calls came to, for metrics: every attempt is counted
+/// once by its result.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    pub ok: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub server_error: AtomicU64,
+    pub other_error: AtomicU64,
+    pub retries: AtomicU64,
+    /// Time spent waiting for the client's own request budget.
+    pub limiter_wait_ms: AtomicU64,
+}
+
+impl CallStats {
+    fn count<E: Retryable>(&self, e: &E) {
+        let bucket = if e.is_rate_limit() {
+            &self.rate_limited
+        } else if e.is_retryable() {
+            &self.server_error
+        } else {
+            &self.other_error
+        };
+        bucket.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Runs `op` under `limiter`, retrying what is worth retrying with
@@ -64,7 +93,7 @@ pub trait Retryable: std::fmt::Display {
 pub async fn with_retries<T, E, F, Fut>(
     limiter: &crate::ratelimit::RateLimiter,
     backoff: &Backoff,
-    retries: &std::sync::atomic::AtomicU64,
+    stats: &CallStats,
     what: &str,
     mut op: F,
 ) -> Result<T, E>
@@ -75,13 +104,24 @@ where
 {
     let mut attempt = 1;
     loop {
-        limiter.acquire().await;
-        match op().await {
+        let waited = limiter.acquire().await;
+        stats
+            .limiter_wait_ms
+            .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+        let result = op().await;
+        match &result {
+            Ok(_) => stats.ok.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                stats.count(e);
+                0
+            }
+        };
+        match result {
             Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() && attempt < backoff.max_attempts => {
                 let wait = backoff.delay(attempt, e.retry_after());
                 tracing::warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "API call failed, retrying");
-                retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
@@ -118,5 +158,56 @@ mod tests {
             Backoff::immediate(3).delay(2, Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
+    }
+
+    #[derive(Debug)]
+    struct Flaky(u16);
+    impl std::fmt::Display for Flaky {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "status {}", self.0)
+        }
+    }
+    impl Retryable for Flaky {
+        fn is_retryable(&self) -> bool {
+            self.0 == 429 || self.0 >= 500
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            None
+        }
+        fn is_rate_limit(&self) -> bool {
+            self.0 == 429
+        }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_counted_by_result() {
+        let limiter = crate::ratelimit::RateLimiter::new(60_000, 100);
+        let stats = CallStats::default();
+        let answers = std::sync::Mutex::new(vec![Ok(()), Err(Flaky(500)), Err(Flaky(429))]);
+        let r: Result<(), Flaky> =
+            with_retries(&limiter, &Backoff::immediate(5), &stats, "t", || {
+                let next = answers.lock().unwrap().pop().unwrap_or(Err(Flaky(404)));
+                async move { next }
+            })
+            .await;
+        assert!(r.is_ok());
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(
+            (
+                get(&stats.ok),
+                get(&stats.rate_limited),
+                get(&stats.server_error),
+                get(&stats.retries)
+            ),
+            (1, 1, 1, 2)
+        );
+        // a client error is not retried
+        let r: Result<(), Flaky> =
+            with_retries(&limiter, &Backoff::immediate(5), &stats, "t", || async {
+                Err(Flaky(404))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!((get(&stats.other_error), get(&stats.retries)), (1, 2));
     }
 }

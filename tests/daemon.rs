@@ -262,7 +262,14 @@ async fn metrics_parse_as_prometheus_text() {
     assert_eq!(samples["hitosync_cycles_total{result=\"ok\"}"], 1.0);
     assert_eq!(samples["hitosync_mapped_interviews"], 1.0);
     assert!(samples["hitosync_writes_total{side=\"google\"}"] >= 1.0);
-    assert!(samples["hitosync_api_requests_total{side=\"hitolink\"}"] >= 1.0);
+    assert!(samples["hitosync_api_requests_total{side=\"hitolink\",result=\"ok\"}"] >= 1.0);
+    assert!(samples["hitosync_api_requests_total{side=\"google\",result=\"ok\"}"] >= 2.0);
+    assert_eq!(
+        samples["hitosync_api_requests_total{side=\"google\",result=\"rate_limited\"}"],
+        0.0
+    );
+    assert_eq!(samples["hitosync_token_refreshes_total"], 1.0);
+    assert!(samples.contains_key("hitosync_rate_limit_wait_milliseconds_total{side=\"google\"}"));
     assert_eq!(d.stop().await, 0);
 }
 

@@ -25,10 +25,16 @@ pub struct Metrics {
     pub parked: AtomicU64,
     pub mapped: AtomicU64,
     pub reloads: AtomicU64,
-    pub google_requests: AtomicU64,
-    pub google_retries: AtomicU64,
-    pub hitolink_requests: AtomicU64,
-    pub hitolink_retries: AtomicU64,
+    /// The clients' own counters, read live (set once at start).
+    pub sources: std::sync::OnceLock<Sources>,
+}
+
+/// Where request figures come from.
+#[derive(Debug)]
+pub struct Sources {
+    pub google: Arc<crate::google::client::Counters>,
+    pub hitolink: Arc<crate::hitolink::client::Counters>,
+    pub token_refreshes: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -105,24 +111,51 @@ impl Metrics {
                 ("{side=\"hitolink\"}", g(&self.hitolink_writes)),
             ],
         );
-        metric(
-            "hitosync_api_requests_total",
-            "counter",
-            "API requests made, by side.",
-            &[
-                ("{side=\"google\"}", g(&self.google_requests)),
-                ("{side=\"hitolink\"}", g(&self.hitolink_requests)),
-            ],
-        );
-        metric(
-            "hitosync_api_retries_total",
-            "counter",
-            "Requests retried after rate limits or server errors, by side.",
-            &[
-                ("{side=\"google\"}", g(&self.google_retries)),
-                ("{side=\"hitolink\"}", g(&self.hitolink_retries)),
-            ],
-        );
+        if let Some(src) = self.sources.get() {
+            let (gc, hc) = (&src.google.calls, &src.hitolink.calls);
+            let mut results = vec![];
+            for (side, c) in [("google", gc), ("hitolink", hc)] {
+                for (result, a) in [
+                    ("ok", &c.ok),
+                    ("rate_limited", &c.rate_limited),
+                    ("server_error", &c.server_error),
+                    ("other_error", &c.other_error),
+                ] {
+                    results.push((format!("{{side=\"{side}\",result=\"{result}\"}}"), g(a)));
+                }
+            }
+            let results: Vec<(&str, u64)> = results.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+            metric(
+                "hitosync_api_requests_total",
+                "counter",
+                "API requests (each attempt), by side and result.",
+                &results,
+            );
+            metric(
+                "hitosync_api_retries_total",
+                "counter",
+                "Requests retried after rate limits or server errors, by side.",
+                &[
+                    ("{side=\"google\"}", g(&gc.retries)),
+                    ("{side=\"hitolink\"}", g(&hc.retries)),
+                ],
+            );
+            metric(
+                "hitosync_rate_limit_wait_milliseconds_total",
+                "counter",
+                "Time spent waiting for the client's own request budget, by side.",
+                &[
+                    ("{side=\"google\"}", g(&gc.limiter_wait_ms)),
+                    ("{side=\"hitolink\"}", g(&hc.limiter_wait_ms)),
+                ],
+            );
+            metric(
+                "hitosync_token_refreshes_total",
+                "counter",
+                "Access tokens obtained from Google's token endpoint.",
+                &[("", g(&src.token_refreshes))],
+            );
+        }
         metric(
             "hitosync_conflicts_total",
             "counter",

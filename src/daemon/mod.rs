@@ -137,6 +137,11 @@ pub async fn run_until(
                 source,
             })?;
     }
+    let _ = metrics.sources.set(metrics::Sources {
+        google: link.calendar.counters.clone(),
+        hitolink: link.hitolink.counters.clone(),
+        token_refreshes: link.calendar.tokens().refreshes(),
+    });
     let mut signals = Signals::install()?;
     let (watch_tx, mut watch_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_config(config_path, watch_tx);
@@ -385,7 +390,6 @@ impl Daemon {
                 }
             }
         };
-        self.update_request_metrics();
         let answer = match result {
             Ok(report) => {
                 if !opts.dry_run {
@@ -439,27 +443,6 @@ impl Daemon {
         let _ = sd_notify::notify(false, &[NotifyState::Status(&status)]);
     }
 
-    fn update_request_metrics(&self) {
-        let g = &self.link.calendar.counters;
-        let h = &self.link.hitolink.counters;
-        let sum = |xs: &[&std::sync::atomic::AtomicU64]| {
-            xs.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>()
-        };
-        self.metrics.google_requests.store(
-            sum(&[&g.list, &g.get, &g.insert, &g.patch]),
-            Ordering::Relaxed,
-        );
-        self.metrics
-            .google_retries
-            .store(g.retries.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.metrics
-            .hitolink_requests
-            .store(sum(&[&h.changes, &h.get, &h.writes]), Ordering::Relaxed);
-        self.metrics
-            .hitolink_retries
-            .store(h.retries.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
-
     /// SIGHUP or an edited file: a bad config is refused and the old one
     /// stays in force.
     async fn reload(&mut self) {
@@ -492,6 +475,10 @@ impl Daemon {
                 "daemon.state_dir, control_socket and metrics_listen take effect at the next restart"
             );
         }
+        // keep counting on the same counters: metrics stay monotonic
+        let mut link = link;
+        link.calendar.share_counters(&self.link.calendar);
+        link.hitolink.counters = self.link.hitolink.counters.clone();
         self.link = link;
         self.schedule = schedule;
         self.full_schedule = full;

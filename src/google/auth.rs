@@ -343,7 +343,9 @@ pub struct TokenSource {
     inner: Arc<Authenticator<Connector>>,
     token_uri: String,
     scope: String,
-    requests: Arc<AtomicU64>,
+    /// Token exchanges seen (a token unlike the last one), for metrics.
+    refreshes: Arc<AtomicU64>,
+    last: Arc<std::sync::Mutex<u64>>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -398,13 +400,23 @@ impl TokenSource {
             inner: Arc::new(auth),
             token_uri: token_uri.to_string(),
             scope: CALENDAR_SCOPE.to_string(),
-            requests: Arc::new(AtomicU64::new(0)),
+            refreshes: Arc::new(AtomicU64::new(0)),
+            last: Arc::new(std::sync::Mutex::new(0)),
         })
+    }
+
+    /// Token exchanges so far (shared: a reloaded config keeps counting on).
+    pub fn refreshes(&self) -> Arc<AtomicU64> {
+        self.refreshes.clone()
+    }
+
+    /// Continues counting on `other`'s counter (after a config reload).
+    pub fn share_counter(&mut self, other: &TokenSource) {
+        self.refreshes = other.refreshes.clone();
     }
 
     /// A valid token, from yup-oauth2's cache or a fresh exchange.
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let token = self
             .inner
             .token(&[self.scope.as_str()])
@@ -413,6 +425,21 @@ impl TokenSource {
         let text = token
             .token()
             .ok_or_else(|| AuthError::Other("the token endpoint sent no access_token".into()))?;
+        // yup-oauth2 caches tokens; a token unlike the last is a new exchange.
+        // Only a hash is kept, never the token.
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            text.hash(&mut h);
+            h.finish()
+        };
+        {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last != digest {
+                *last = digest;
+                self.refreshes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         Ok(AccessToken(SecretString::from(text.to_string())))
     }
 }

@@ -71,7 +71,8 @@ pub struct Counters {
     pub get: AtomicU64,
     pub insert: AtomicU64,
     pub patch: AtomicU64,
-    pub retries: AtomicU64,
+    /// Every attempt by result, retries, time waiting on the budget.
+    pub calls: crate::retry::CallStats,
 }
 
 pub struct CalendarClient {
@@ -169,20 +170,21 @@ impl CalendarClient {
         &self.tokens
     }
 
+    /// Keeps counting on `old`'s counters, so that metrics stay monotonic
+    /// across a config reload.
+    pub fn share_counters(&mut self, old: &CalendarClient) {
+        self.counters = old.counters.clone();
+        self.tokens.share_counter(&old.tokens);
+    }
+
     /// Runs `op` under the limiter, retrying what is worth retrying.
     async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GoogleError>>,
     {
-        crate::retry::with_retries(
-            &self.limiter,
-            &self.backoff,
-            &self.counters.retries,
-            what,
-            op,
-        )
-        .await
+        crate::retry::with_retries(&self.limiter, &self.backoff, &self.counters.calls, what, op)
+            .await
     }
 
     /// One page of the calendar: a full listing without `sync_token`, the

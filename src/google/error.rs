@@ -61,6 +61,9 @@ impl crate::retry::Retryable for GoogleError {
     fn is_retryable(&self) -> bool {
         GoogleError::is_retryable(self)
     }
+    fn is_rate_limit(&self) -> bool {
+        matches!(self, GoogleError::RateLimited { .. })
+    }
     fn retry_after(&self) -> Option<Duration> {
         match self {
             GoogleError::RateLimited { retry_after, .. } => *retry_after,

@@ -126,6 +126,9 @@ impl crate::retry::Retryable for HitolinkError {
     fn is_retryable(&self) -> bool {
         HitolinkError::is_retryable(self)
     }
+    fn is_rate_limit(&self) -> bool {
+        matches!(self, HitolinkError::RateLimited { .. })
+    }
     fn retry_after(&self) -> Option<Duration> {
         match self {
             HitolinkError::RateLimited { retry_after } => *retry_after,
@@ -257,7 +260,8 @@ pub struct Counters {
     pub changes: AtomicU64,
     pub get: AtomicU64,
     pub writes: AtomicU64,
-    pub retries: AtomicU64,
+    /// Every attempt by result, retries, time waiting on the budget.
+    pub calls: crate::retry::CallStats,
 }
 
 pub struct HitolinkClient {
@@ -327,14 +331,8 @@ impl HitolinkClient {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HitolinkError>>,
     {
-        crate::retry::with_retries(
-            &self.limiter,
-            &self.backoff,
-            &self.counters.retries,
-            what,
-            op,
-        )
-        .await
+        crate::retry::with_retries(&self.limiter, &self.backoff, &self.counters.calls, what, op)
+            .await
     }
 
     /// One request; JSON in, JSON out, errors sorted.
