@@ -3,32 +3,15 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{HITOLINK_TOKEN, ORGANIZER, hiring_seed};
+use common::{HITOLINK_TOKEN, ORGANIZER};
 use hitosync::config::SyncConfig;
-use hitosync::emulator::google::{AuthSetup, GoogleEmulator};
+use hitosync::emulator::google::GoogleEmulator;
 use hitosync::emulator::hitolink::HitolinkEmulator;
 use hitosync::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
 use hitosync::engine::{CycleOptions, Engine};
 use hitosync::reconcile::Policy;
 use hitosync::state::Store;
 use serde_json::json;
-
-fn emulators() -> (Arc<GoogleEmulator>, Arc<HitolinkEmulator>) {
-    let g = Arc::new(GoogleEmulator::new(AuthSetup {
-        service_account: "sa@p.iam.gserviceaccount.com".into(),
-        public_key: vec![],
-        users: [ORGANIZER.to_string()].into(),
-        groups: Default::default(),
-        delegated_scopes: None,
-        api_enabled: true,
-        clock_skew_secs: 0,
-    }));
-    let h = Arc::new(HitolinkEmulator::new(HITOLINK_TOKEN, hiring_seed()));
-    h.set_rate_limit(None);
-    (g, h)
-}
 
 fn writes(g: &GoogleEmulator, h: &HitolinkEmulator) -> u64 {
     let gc = g.counters();
@@ -45,7 +28,7 @@ fn writes(g: &GoogleEmulator, h: &HitolinkEmulator) -> u64 {
 
 /// Imports `n` interviews, then measures one idle cycle.
 async fn idle_cycle_after_import(n: usize) {
-    let (g, h) = emulators();
+    let (g, h) = common::in_process_emulators();
     for i in 0..n {
         let day = 1 + (i / 9) % 28;
         let hour = 9 + i % 9;

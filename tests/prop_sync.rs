@@ -21,9 +21,9 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use common::{HITOLINK_TOKEN, ORGANIZER, hiring_seed};
+use common::{HITOLINK_TOKEN, ORGANIZER};
 use hitosync::config::SyncConfig;
-use hitosync::emulator::google::{AuthSetup, Fault as GFault, GoogleEmulator};
+use hitosync::emulator::google::{Fault as GFault, GoogleEmulator};
 use hitosync::emulator::hitolink::{Fault as HFault, HitolinkEmulator};
 use hitosync::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
 use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
@@ -311,17 +311,7 @@ fn policy() -> Policy {
 
 impl World {
     fn new() -> World {
-        let g = Arc::new(GoogleEmulator::new(AuthSetup {
-            service_account: "sa@p.iam.gserviceaccount.com".into(),
-            public_key: vec![],
-            users: [ORGANIZER.to_string()].into(),
-            groups: Default::default(),
-            delegated_scopes: None,
-            api_enabled: true,
-            clock_skew_secs: 0,
-        }));
-        let h = Arc::new(HitolinkEmulator::new(HITOLINK_TOKEN, hiring_seed()));
-        h.set_rate_limit(None);
+        let (g, h) = common::in_process_emulators();
         let dir = tmp();
         let store = Some(Store::open(dir.path()).unwrap());
         World {

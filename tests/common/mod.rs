@@ -258,3 +258,19 @@ impl Env {
         self.hitolink.emu.reset_counters();
     }
 }
+
+/// Both emulators for in-process use (no HTTP, no key: callers take tokens
+/// with `issue_token`), HITO-Link seeded with the hiring week, unthrottled.
+pub fn in_process_emulators() -> (Arc<GoogleEmulator>, Arc<HitolinkEmulator>) {
+    let g = Arc::new(GoogleEmulator::new(hitosync::emulator::google::AuthSetup {
+        service_account: "sa@p.iam.gserviceaccount.com".into(),
+        public_key: vec![],
+        users: [ORGANIZER.to_string()].into(),
+        delegated_scopes: None,
+        api_enabled: true,
+        clock_skew_secs: 0,
+    }));
+    let h = Arc::new(HitolinkEmulator::new(HITOLINK_TOKEN, hiring_seed()));
+    h.set_rate_limit(None);
+    (g, h)
+}

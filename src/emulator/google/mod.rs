@@ -4,7 +4,6 @@
 pub mod http;
 pub mod state;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,7 +35,6 @@ pub fn setup_from_p12(
         service_account: service_account.to_string(),
         public_key,
         users: organizers.iter().map(|o| o.to_ascii_lowercase()).collect(),
-        groups: BTreeSet::new(),
         delegated_scopes: Some([CALENDAR_SCOPE.to_string()].into()),
         api_enabled: true,
         clock_skew_secs: 0,

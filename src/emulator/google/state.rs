@@ -80,8 +80,6 @@ pub struct AuthSetup {
     pub public_key: Vec<u8>,
     /// Users that exist in the Workspace (and so may be impersonated).
     pub users: BTreeSet<String>,
-    /// Group addresses: they exist, but cannot be impersonated.
-    pub groups: BTreeSet<String>,
     /// Domain-wide delegation (setup guide 2.): the scopes granted to the
     /// service account's client ID, or `None` when it is not registered.
     pub delegated_scopes: Option<BTreeSet<String>>,
@@ -1216,7 +1214,6 @@ mod tests {
             service_account: "sa@p.iam.gserviceaccount.com".into(),
             public_key: vec![],
             users: ["recruit@example.co.jp".to_string()].into(),
-            groups: BTreeSet::new(),
             delegated_scopes: None,
             api_enabled: true,
             clock_skew_secs: 0,

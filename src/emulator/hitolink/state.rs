@@ -339,15 +339,7 @@ impl HitolinkEmulator {
     /// `POST /v1/interviews`: a booking made in the calendar.
     pub fn create(&self, idempotency_key: Option<&str>, body: &Value) -> Result<Answer, ApiError> {
         let mut st = lock(&self.state);
-        let key = idempotency_key
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "idempotency_key_required",
-                    "Idempotency-Key header is required",
-                )
-            })?;
+        let key = required_key(idempotency_key)?;
         if let Some(first) = st.idempotency.get(&("create".into(), key.to_string())) {
             return Ok(Answer {
                 status: 200,
@@ -490,15 +482,7 @@ impl HitolinkEmulator {
         body: &Value,
     ) -> Result<Answer, ApiError> {
         let mut st = lock(&self.state);
-        let key = idempotency_key
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "idempotency_key_required",
-                    "Idempotency-Key header is required",
-                )
-            })?;
+        let key = required_key(idempotency_key)?;
         let scope = (format!("decline:{id}"), key.to_string());
         if let Some(first) = st.idempotency.get(&scope) {
             return Ok(first.clone());
@@ -683,6 +667,17 @@ impl State {
 
 fn to_json(r: &InterviewRecord) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+/// Writes that must not happen twice carry an `Idempotency-Key`.
+fn required_key(key: Option<&str>) -> Result<&str, ApiError> {
+    key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "idempotency_key_required",
+            "Idempotency-Key header is required",
+        )
+    })
 }
 
 fn check_version(current: &InterviewRecord, if_match: Option<&str>) -> Result<(), ApiError> {
