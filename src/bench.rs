@@ -19,7 +19,6 @@ use crate::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
 use crate::engine::{CalendarApi, CycleOptions, CycleReport, Engine, HitolinkApi};
 use crate::google::{CalendarClient, ClientOptions, ServiceAccount};
 use crate::hitolink::HitolinkClient;
-use crate::reconcile::Policy;
 use crate::retry::Backoff;
 use crate::state::Store;
 
@@ -191,7 +190,7 @@ impl World {
             calendar: cal,
             hitolink: hl,
             store: &self.store,
-            policy: Policy::from_config(&SyncConfig::default(), ORGANIZER),
+            policy: SyncConfig::default().policy(ORGANIZER),
             max_deletions: u32::MAX,
             hitolink_page_size: 500,
             stop: None,

@@ -1,8 +1,10 @@
 //! The `hitosync` command line.
 
+#[cfg(feature = "emulators")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(feature = "emulators")]
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -12,6 +14,7 @@ use crate::daemon::{
     self,
     control::{self, Request},
 };
+#[cfg(feature = "emulators")]
 use crate::emulator;
 use crate::engine::{CycleOptions, CycleReport, EngineError};
 use crate::google::GoogleError;
@@ -40,6 +43,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[cfg(feature = "emulators")]
     /// Both emulators and the daemon in one process: a hiring week synced live, no credentials needed.
     Demo {
         /// Stay up after the scenario (Ctrl-C stops).
@@ -76,6 +80,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "emulators")]
     /// Measures cycles against the emulators over loopback and prints the figures (docs/performance.md).
     Bench {
         /// Mapped interviews for the idle-cycle table.
@@ -105,11 +110,13 @@ pub enum Command {
         #[arg(long)]
         write_test: bool,
     },
+    #[cfg(feature = "emulators")]
     /// Run a test peer (an emulator of Google Calendar or HITO-Link) in the foreground.
     #[command(subcommand)]
     Emulate(Emulate),
 }
 
+#[cfg(feature = "emulators")]
 #[derive(Debug, Subcommand)]
 pub enum Emulate {
     /// Calendar API v3 and Google's OAuth token endpoint.
@@ -148,11 +155,11 @@ pub enum Emulate {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own timeline; the daemon's info lines would bury it.
-    let default_level = if matches!(cli.command, Command::Demo { .. } | Command::Bench { .. }) {
-        "warn"
-    } else {
-        "info"
-    };
+    #[cfg(feature = "emulators")]
+    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Bench { .. });
+    #[cfg(not(feature = "emulators"))]
+    let quiet = false;
+    let default_level = if quiet { "warn" } else { "info" };
     logging::init(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -366,6 +373,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => sync_command(&cli.config, full, allow_mass_delete).await,
         Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
         Command::Run => run_command(&cli.config).await,
+        #[cfg(feature = "emulators")]
         Command::Bench {
             sizes,
             changes,
@@ -388,12 +396,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(run_error)
         }
         Command::Doctor { json, write_test } => doctor_command(&cli.config, json, write_test).await,
+        #[cfg(feature = "emulators")]
         Command::Demo { keep_running } => match crate::demo::run(keep_running).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => Err(run_error(e)),
         },
         Command::Status { json } => status_command(&cli.config, json).await,
         Command::Inspect { id, json } => inspect_command(&cli.config, &id, json).await,
+        #[cfg(feature = "emulators")]
         Command::Emulate(e) => emulate(e).await,
     };
     Ok(match result {
@@ -405,6 +415,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[cfg(feature = "emulators")]
 async fn emulate(e: Emulate) -> Result<ExitCode, Failure> {
     match e {
         Emulate::Google {
@@ -456,6 +467,7 @@ async fn emulate(e: Emulate) -> Result<ExitCode, Failure> {
 }
 
 /// Serves until SIGINT/SIGTERM.
+#[cfg(feature = "emulators")]
 async fn wait_for_shutdown(task: tokio::task::JoinHandle<()>) {
     let term = async {
         #[cfg(unix)]

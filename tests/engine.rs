@@ -9,7 +9,6 @@ use hitosync::emulator::google::GoogleEmulator;
 use hitosync::emulator::hitolink::HitolinkEmulator;
 use hitosync::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
 use hitosync::engine::{CycleOptions, Engine};
-use hitosync::reconcile::Policy;
 use hitosync::state::Store;
 use serde_json::json;
 
@@ -48,7 +47,7 @@ async fn idle_cycle_after_import(n: usize) {
         calendar: &cal,
         hitolink: &hl,
         store: &store,
-        policy: Policy::from_config(&SyncConfig::default(), ORGANIZER),
+        policy: SyncConfig::default().policy(ORGANIZER),
         max_deletions: 20,
         hitolink_page_size: 500,
         stop: None,

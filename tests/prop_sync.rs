@@ -306,7 +306,7 @@ fn reopen(dir: &std::path::Path) -> Store {
 }
 
 fn policy() -> Policy {
-    Policy::from_config(&SyncConfig::default(), ORGANIZER)
+    SyncConfig::default().policy(ORGANIZER)
 }
 
 impl World {

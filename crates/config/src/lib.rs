@@ -1,0 +1,518 @@
+//! The configuration file (`hitosync.toml`).
+//!
+//! Every key that `../shared/SPEC.md` names lives here, with the default a site
+//! gets when it leaves the key out. Loading is strict: an unknown key is an
+//! error (a typo must not silently fall back to a default), and every error
+//! names the file, the key and what was expected, because the person reading
+//! it is an admin editing that file, not a developer reading a backtrace.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use url::Url;
+
+pub use hitosync_core::policy::{ConflictPolicy, OnDecline, OnEventDeleted, is_email};
+use hitosync_core::reconcile::Policy;
+
+/// Where `--config` points when it is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/hitosync/hitosync.toml";
+
+/// The only scope hitosync asks for; it is the one step 2 of the setup guide
+/// (API承認設定) grants to the service account's client ID.
+pub const CALENDAR_SCOPE: &str = "https://www.googleapis.com/auth/calendar";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub google: GoogleConfig,
+    pub hitolink: HitolinkConfig,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// The service account's address (setup guide 1-④, handed over in 3-②).
+    pub service_account_email: String,
+    /// The P12 key downloaded in setup guide 1-③.
+    pub p12_key_file: Option<PathBuf>,
+    /// Google's JSON key file, for sites that downloaded JSON instead of P12.
+    pub json_key_file: Option<PathBuf>,
+    /// Google writes every P12 with this password; a site that re-exported the
+    /// key with its own password sets it here.
+    #[serde(default)]
+    pub p12_password: Option<String>,
+    /// The 予約元 address (setup guide 1-⑤) whose calendar holds the events.
+    pub organizer_email: String,
+    #[serde(default = "default_calendar_id")]
+    pub calendar_id: String,
+    #[serde(default = "default_google_api_base_url")]
+    pub api_base_url: String,
+    #[serde(default = "default_token_uri")]
+    pub token_uri: String,
+    /// Google allows one user about 600 requests a minute; staying under it
+    /// keeps an import free of rate-limit errors.
+    #[serde(default = "default_google_rpm")]
+    pub max_requests_per_minute: u32,
+    /// A key file readable by group or others is refused unless this is set.
+    #[serde(default)]
+    pub allow_insecure_key_permissions: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HitolinkConfig {
+    pub base_url: String,
+    pub api_token_file: PathBuf,
+    /// The API allows 100 requests a minute per token; 90 leaves room for a
+    /// recruiter's own tools sharing the token.
+    #[serde(default = "default_hitolink_rpm")]
+    pub max_requests_per_minute: u32,
+    #[serde(default)]
+    pub allow_insecure_token_permissions: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    #[serde(default = "default_full_resync_schedule")]
+    pub full_resync_schedule: String,
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            state_dir: default_state_dir(),
+            schedule: default_schedule(),
+            full_resync_schedule: default_full_resync_schedule(),
+            control_socket: default_control_socket(),
+            metrics_listen: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    #[serde(default)]
+    pub conflict: ConflictPolicy,
+    #[serde(default)]
+    pub on_decline: OnDecline,
+    #[serde(default)]
+    pub on_event_deleted: OnEventDeleted,
+    #[serde(default = "default_booking_marker")]
+    pub booking_marker: String,
+    #[serde(default = "default_true")]
+    pub invite_candidate: bool,
+    #[serde(default = "default_title_template")]
+    pub title_template: String,
+    #[serde(default = "default_max_deletions")]
+    pub max_deletions: u32,
+}
+
+impl SyncConfig {
+    /// What the decision core needs of this section, for one organizer.
+    pub fn policy(&self, organizer: &str) -> Policy {
+        Policy {
+            conflict: self.conflict,
+            on_decline: self.on_decline,
+            on_event_deleted: self.on_event_deleted,
+            invite_candidate: self.invite_candidate,
+            booking_marker: self.booking_marker.clone(),
+            title_template: self.title_template.clone(),
+            organizer: organizer.to_ascii_lowercase(),
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            conflict: ConflictPolicy::default(),
+            on_decline: OnDecline::default(),
+            on_event_deleted: OnEventDeleted::default(),
+            booking_marker: default_booking_marker(),
+            invite_candidate: true,
+            title_template: default_title_template(),
+            max_deletions: default_max_deletions(),
+        }
+    }
+}
+
+fn default_calendar_id() -> String {
+    "primary".into()
+}
+fn default_google_api_base_url() -> String {
+    "https://www.googleapis.com/calendar/v3/".into()
+}
+fn default_token_uri() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+fn default_google_rpm() -> u32 {
+    500
+}
+fn default_hitolink_rpm() -> u32 {
+    90
+}
+fn default_state_dir() -> PathBuf {
+    "/var/lib/hitosync".into()
+}
+fn default_schedule() -> String {
+    "0 */1 * * * *".into()
+}
+fn default_full_resync_schedule() -> String {
+    "0 30 3 * * *".into()
+}
+fn default_control_socket() -> PathBuf {
+    "/run/hitosync/control.sock".into()
+}
+fn default_booking_marker() -> String {
+    hitosync_core::policy::DEFAULT_BOOKING_MARKER.into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_title_template() -> String {
+    hitosync_core::policy::DEFAULT_TITLE_TEMPLATE.into()
+}
+fn default_max_deletions() -> u32 {
+    20
+}
+
+/// What went wrong with the configuration, always with the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read the config file {path}: {source} (pass another file with --config, or create it from config/hitosync.example.toml)"
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: expected {expected}, found {found:?}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        expected: String,
+        found: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates the file; nothing is half-loaded.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` is only used to name the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: syntax_message(&e),
+        })?;
+        config.resolve_relative_paths(path);
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Relative paths in the file are taken relative to the file itself, so a
+    /// config directory can be moved as a whole (and the demo can use one in a
+    /// temporary directory).
+    fn resolve_relative_paths(&mut self, config_path: &Path) {
+        let base = config_path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.google.p12_key_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.google.json_key_file.as_mut() {
+            fix(p);
+        }
+        fix(&mut self.hitolink.api_token_file);
+        fix(&mut self.daemon.state_dir);
+        fix(&mut self.daemon.control_socket);
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, expected: &str, found: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            expected: expected.to_string(),
+            found: found.to_string(),
+        };
+        let g = &self.google;
+        if !is_email(&g.service_account_email) {
+            return Err(invalid(
+                "google.service_account_email",
+                "the service account's address, like sync@project.iam.gserviceaccount.com (setup guide 1-④)",
+                &g.service_account_email,
+            ));
+        }
+        if !is_email(&g.organizer_email) {
+            return Err(invalid(
+                "google.organizer_email",
+                "the 予約元 address whose calendar holds the interviews (setup guide 1-⑤)",
+                &g.organizer_email,
+            ));
+        }
+        match (&g.p12_key_file, &g.json_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "google.p12_key_file",
+                    "either p12_key_file or json_key_file, not both",
+                    "both set",
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "google.p12_key_file",
+                    "the path of the P12 key downloaded in setup guide 1-③",
+                    "nothing",
+                ));
+            }
+            _ => {}
+        }
+        if g.calendar_id.trim().is_empty() {
+            return Err(invalid(
+                "google.calendar_id",
+                "a calendar ID, usually \"primary\"",
+                "",
+            ));
+        }
+        check_url(&g.api_base_url)
+            .map_err(|e| invalid("google.api_base_url", &e, &g.api_base_url))?;
+        check_url(&g.token_uri).map_err(|e| invalid("google.token_uri", &e, &g.token_uri))?;
+        if g.max_requests_per_minute == 0 {
+            return Err(invalid(
+                "google.max_requests_per_minute",
+                "a number of requests above 0 (Google allows about 600 a minute per user)",
+                "0",
+            ));
+        }
+        let h = &self.hitolink;
+        check_url(&h.base_url).map_err(|e| invalid("hitolink.base_url", &e, &h.base_url))?;
+        if h.max_requests_per_minute == 0 {
+            return Err(invalid(
+                "hitolink.max_requests_per_minute",
+                "a number of requests above 0 (the API allows 100 a minute)",
+                "0",
+            ));
+        }
+        let d = &self.daemon;
+        parse_schedule(&d.schedule).map_err(|e| invalid("daemon.schedule", &e, &d.schedule))?;
+        parse_schedule(&d.full_resync_schedule)
+            .map_err(|e| invalid("daemon.full_resync_schedule", &e, &d.full_resync_schedule))?;
+        if let Some(listen) = &d.metrics_listen {
+            SocketAddr::from_str(listen).map_err(|_| {
+                invalid(
+                    "daemon.metrics_listen",
+                    "an address and port like 127.0.0.1:9464",
+                    listen,
+                )
+            })?;
+        }
+        let s = &self.sync;
+        if s.booking_marker.trim().is_empty() {
+            return Err(invalid(
+                "sync.booking_marker",
+                "a non-empty marker like \"HL:\"",
+                &s.booking_marker,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The P12 password; Google's own default when the site set none.
+    pub fn p12_password(&self) -> &str {
+        self.google.p12_password.as_deref().unwrap_or("notasecret")
+    }
+}
+
+/// Turns toml's error (which already points at the line and the key) into one
+/// message that also says where to look for the valid keys.
+fn syntax_message(e: &toml::de::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.trim_end();
+    if msg.contains("unknown field") {
+        format!("{msg}\n(the valid keys are listed in config/hitosync.example.toml)")
+    } else {
+        msg.to_string()
+    }
+}
+
+/// Parses a cron expression with seconds (`sec min hour dom mon dow`).
+pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
+    cron::Schedule::from_str(expr).map_err(|e| {
+        format!(
+            "a cron expression with seconds, like \"0 */1 * * * *\" (sec min hour day month weekday): {e}"
+        )
+    })
+}
+
+/// HTTPS everywhere, plain HTTP only to this machine: the token and the
+/// interview data must never cross a network in clear text.
+pub fn check_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("an absolute http(s) URL ({e})"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback_host(&url) => Ok(url),
+        "http" => Err("an https:// URL (plain http is allowed only for loopback addresses)".into()),
+        _ => Err("an https:// URL".into()),
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[google]
+service_account_email = "sync@project.iam.gserviceaccount.com"
+p12_key_file = "key.p12"
+organizer_email = "recruit@example.co.jp"
+[hitolink]
+base_url = "https://hitolink.example.jp/api/"
+api_token_file = "/etc/hitosync/hitolink.token"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/hitosync/hitosync.toml"))
+    }
+
+    #[test]
+    fn minimal_file_gets_documented_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.google.calendar_id, "primary");
+        assert_eq!(c.google.token_uri, "https://oauth2.googleapis.com/token");
+        assert_eq!(c.google.max_requests_per_minute, 500);
+        assert_eq!(c.hitolink.max_requests_per_minute, 90);
+        assert_eq!(c.daemon.schedule, "0 */1 * * * *");
+        assert_eq!(c.sync.conflict, ConflictPolicy::HitolinkWins);
+        assert_eq!(c.sync.on_decline, OnDecline::CancelEvent);
+        assert_eq!(c.sync.on_event_deleted, OnEventDeleted::CancelInterview);
+        assert_eq!(c.sync.booking_marker, "HL:");
+        assert_eq!(c.sync.max_deletions, 20);
+        assert!(c.sync.invite_candidate);
+        assert_eq!(c.p12_password(), "notasecret");
+        // relative to the config file's folder
+        assert_eq!(
+            c.google.p12_key_file.as_deref(),
+            Some(Path::new("/etc/hitosync/key.p12"))
+        );
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../config/hitosync.example.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.google.organizer_email, "recruit@example.co.jp");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL.replace("[hitolink]", "organiser_email = \"x@y.jp\"\n[hitolink]");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("/etc/hitosync/hitosync.toml"), "{err}");
+        assert!(err.contains("organiser_email"), "{err}");
+        assert!(err.contains("hitosync.example.toml"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let text = MINIMAL.replace("organizer_email = \"recruit@example.co.jp\"\n", "");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("organizer_email"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_expectation() {
+        let cases = [
+            ("recruit@example.co.jp", "recruit", "google.organizer_email"),
+            (
+                "https://hitolink.example.jp/api/",
+                "http://hitolink.example.jp/api/",
+                "hitolink.base_url",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let err = parse(&MINIMAL.replace(from, to)).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains("expected"), "{err}");
+        }
+        let text = format!("{MINIMAL}[daemon]\nschedule = \"every minute\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("daemon.schedule") && err.contains("cron"),
+            "{err}"
+        );
+        let text = format!("{MINIMAL}[sync]\nconflict = \"me-wins\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("conflict") && err.contains("hitolink-wins"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(check_url("http://127.0.0.1:8080/").is_ok());
+        assert!(check_url("http://[::1]:8080/").is_ok());
+        assert!(check_url("http://localhost:1/").is_ok());
+        assert!(check_url("http://10.0.0.1/").is_err());
+        assert!(check_url("ftp://127.0.0.1/").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+
+    #[test]
+    fn email_shapes() {
+        assert!(is_email("recruit@example.co.jp"));
+        assert!(!is_email("recruit"));
+        assert!(!is_email("@example.jp"));
+        assert!(!is_email("a@b"));
+        assert!(!is_email("a b@example.jp"));
+        assert!(!is_email("a@b@example.jp"));
+    }
+
+    #[test]
+    fn key_file_choice() {
+        let both = MINIMAL.replace(
+            "p12_key_file = \"key.p12\"",
+            "p12_key_file = \"key.p12\"\njson_key_file = \"key.json\"",
+        );
+        assert!(parse(&both).unwrap_err().to_string().contains("not both"));
+        let none = MINIMAL.replace("p12_key_file = \"key.p12\"\n", "");
+        assert!(parse(&none).unwrap_err().to_string().contains("P12"));
+    }
+}

@@ -1,0 +1,229 @@
+//! What the Calendar API can answer besides success, sorted by what the
+//! caller must do about it.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::auth::AuthError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GoogleError {
+    /// `410` on a list with a sync token: the token is no longer valid and
+    /// the caller must list everything again (and diff against its store).
+    #[error("the calendar's sync token expired (410 fullSyncRequired); a full resync is needed")]
+    FullSyncRequired,
+    /// `410` on a write: the event was deleted for good.
+    #[error("event {id} has been deleted (410)")]
+    Gone { id: String },
+    /// `409` on an insert: an event with this ID exists (maybe cancelled).
+    #[error("event {id} already exists (409)")]
+    Duplicate { id: String },
+    /// `412`: the event changed since the ETag the write was based on.
+    #[error("event {id} changed since it was read (412); read it again and decide again")]
+    PreconditionFailed { id: String },
+    #[error("event {id} not found (404)")]
+    NotFound { id: String },
+    /// Still rate limited after every retry.
+    #[error("Google's rate limit was hit ({reason}) and retries ran out; the next cycle goes on")]
+    RateLimited {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// 5xx, timeouts, broken connections, after every retry.
+    #[error("Google Calendar API failed: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(
+        "the Google Calendar API is not enabled for the service account's project (403 accessNotConfigured): enable \"Google Calendar API\" in the Cloud console (setup guide 1-② API有効化). Google said: {message}"
+    )]
+    ApiDisabled { message: String },
+    #[error(
+        "Google refused access to the calendar ({status} {reason}): {message} (check google.calendar_id and that google.organizer_email owns that calendar)"
+    )]
+    Forbidden {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("Google rejected the request ({status} {reason}): {message}")]
+    Rejected {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("unexpected answer from the Calendar API: {0}")]
+    Protocol(String),
+}
+
+impl hitosync_net::retry::Retryable for GoogleError {
+    fn is_retryable(&self) -> bool {
+        GoogleError::is_retryable(self)
+    }
+    fn is_rate_limit(&self) -> bool {
+        matches!(self, GoogleError::RateLimited { .. })
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GoogleError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl GoogleError {
+    /// Worth another try after a pause.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            GoogleError::RateLimited { .. } | GoogleError::Transient(_)
+        )
+    }
+
+    /// Sorts an error answer by status and Google's `reason` word.
+    pub fn from_response(
+        status: StatusCode,
+        body: &[u8],
+        id: &str,
+        retry_after: Option<Duration>,
+    ) -> GoogleError {
+        let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let err = json.as_ref().and_then(|v| v.get("error"));
+        let message = err
+            .and_then(|e| e.get("message"))
+            .and_then(|m| m.as_str())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or(""))
+            .to_string();
+        let reason = err
+            .and_then(|e| e.get("errors"))
+            .and_then(|e| e.get(0))
+            .and_then(|e| e.get("reason"))
+            .and_then(|r| r.as_str())
+            .unwrap_or("")
+            .to_string();
+        let id = id.to_string();
+        match status.as_u16() {
+            410 if reason == "fullSyncRequired" || id.is_empty() => GoogleError::FullSyncRequired,
+            410 => GoogleError::Gone { id },
+            409 => GoogleError::Duplicate { id },
+            412 => GoogleError::PreconditionFailed { id },
+            404 => GoogleError::NotFound { id },
+            429 => GoogleError::RateLimited {
+                reason: if reason.is_empty() {
+                    "rateLimitExceeded".into()
+                } else {
+                    reason
+                },
+                retry_after,
+            },
+            403 if matches!(
+                reason.as_str(),
+                "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded"
+            ) =>
+            {
+                GoogleError::RateLimited {
+                    reason,
+                    retry_after,
+                }
+            }
+            403 if reason == "accessNotConfigured" || message.contains("has not been used") => {
+                GoogleError::ApiDisabled { message }
+            }
+            401 | 403 => GoogleError::Forbidden {
+                status: status.as_u16(),
+                reason,
+                message,
+            },
+            s if s >= 500 => GoogleError::Transient(format!("{status}: {message}")),
+            s => GoogleError::Rejected {
+                status: s,
+                reason,
+                message,
+            },
+        }
+    }
+
+    /// Sorts google-calendar3's error for a hub call.
+    pub fn from_hub(e: google_calendar3::Error, id: &str) -> GoogleError {
+        use google_calendar3::Error as H;
+        match e {
+            H::BadRequest(value) => {
+                let status = value
+                    .get("error")
+                    .and_then(|e| e.get("code"))
+                    .and_then(|c| c.as_u64())
+                    .and_then(|c| StatusCode::from_u16(c as u16).ok())
+                    .unwrap_or(StatusCode::BAD_REQUEST);
+                GoogleError::from_response(status, value.to_string().as_bytes(), id, None)
+            }
+            H::Failure(response) => {
+                let retry_after = hitosync_net::http::retry_after(response.headers());
+                GoogleError::from_response(response.status(), b"", id, retry_after)
+            }
+            H::MissingToken(err) => match err.downcast::<AuthError>() {
+                Ok(auth) => GoogleError::Auth(*auth),
+                Err(other) => GoogleError::Auth(AuthError::Other(other.to_string())),
+            },
+            H::HttpError(err) => GoogleError::Transient(hitosync_net::http::error_chain(&err)),
+            H::Io(err) => GoogleError::Transient(err.to_string()),
+            H::JsonDecodeError(_, err) => GoogleError::Protocol(format!("undecodable JSON: {err}")),
+            other => GoogleError::Protocol(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn google_body(code: u16, reason: &str, message: &str) -> Vec<u8> {
+        serde_json::json!({"error": {"code": code, "message": message,
+            "errors": [{"domain": "global", "reason": reason, "message": message}]}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn sorts_by_status_and_reason() {
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        assert!(matches!(
+            GoogleError::from_response(
+                s(410),
+                &google_body(410, "fullSyncRequired", "x"),
+                "",
+                None
+            ),
+            GoogleError::FullSyncRequired
+        ));
+        assert!(matches!(
+            GoogleError::from_response(s(410), &google_body(410, "deleted", "x"), "ev1", None),
+            GoogleError::Gone { .. }
+        ));
+        assert!(matches!(
+            GoogleError::from_response(
+                s(403),
+                &google_body(403, "rateLimitExceeded", "x"),
+                "",
+                None
+            ),
+            GoogleError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            GoogleError::from_response(
+                s(403),
+                &google_body(403, "accessNotConfigured", "x"),
+                "",
+                None
+            ),
+            GoogleError::ApiDisabled { .. }
+        ));
+        assert!(matches!(
+            GoogleError::from_response(s(403), &google_body(403, "forbidden", "x"), "", None),
+            GoogleError::Forbidden { .. }
+        ));
+        assert!(GoogleError::from_response(s(503), b"", "", None).is_retryable());
+        assert!(GoogleError::from_response(s(429), b"", "", None).is_retryable());
+        assert!(!GoogleError::from_response(s(412), b"", "e", None).is_retryable());
+    }
+}
