@@ -15,7 +15,6 @@ use serde_json::json;
 use crate::config::SyncConfig;
 use crate::emulator::google::{self as gemu, GoogleEmulator};
 use crate::emulator::hitolink::{self as hemu, HitolinkEmulator, Seed};
-use crate::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
 use crate::engine::{CalendarApi, CycleOptions, CycleReport, Engine, HitolinkApi};
 use crate::google::{CalendarClient, ClientOptions, ServiceAccount};
 use crate::hitolink::HitolinkClient;
@@ -197,13 +196,16 @@ impl World {
         }
     }
 
-    /// Fills store and calendar fast, in-process, then settles over HTTP.
+    /// Fills store and calendar over HTTP with the client limits lifted
+    /// (setup, not a measurement), then settles the echoes.
     async fn import_in_process(&self) -> anyhow::Result<()> {
-        let cal = InProcessGoogle::new(self.g.clone(), ORGANIZER).with_page_size(2500);
-        let hl = InProcessHitolink::new(self.h.clone(), TOKEN);
-        let e = self.engine(&cal, &hl);
-        e.cycle(&CycleOptions::default()).await?;
-        e.cycle(&CycleOptions::default()).await?;
+        let e = self.engine(&self.calendar, &self.hitolink);
+        let opts = CycleOptions {
+            write_back_budget: None,
+            ..Default::default()
+        };
+        e.cycle(&opts).await?;
+        e.cycle(&opts).await?;
         Ok(())
     }
 

@@ -9,9 +9,11 @@ use serde::Serialize;
 
 use crate::config::{CALENDAR_SCOPE, Config};
 use crate::google::{
-    AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, SendUpdates, ServiceAccount,
+    AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount,
 };
 use crate::hitolink::{HitolinkClient, HitolinkError, SetupError as HlSetupError, TokenError};
+use crate::model::EventStatus;
+use crate::reconcile::{EventChange, EventDraft, Notify};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -374,10 +376,9 @@ async fn write_probe(calendar: &CalendarClient) -> Check {
     // event IDs take base32hex only (a-v, 0-9)
     let id =
         crate::reconcile::derived_event_id(&format!("hitosync-doctor-probe-{}", now.timestamp()));
-    let probe = crate::google::NewEvent {
-        id: id.clone(),
+    let probe = EventDraft {
         summary: "hitosync doctor probe (removed at once)".into(),
-        description: None,
+        description: String::new(),
         location: None,
         slot: crate::model::Slot {
             start: now + chrono::Duration::days(365),
@@ -385,18 +386,19 @@ async fn write_probe(calendar: &CalendarClient) -> Check {
         },
         time_zone: "UTC".into(),
         attendees: vec![],
-        private_properties: Default::default(),
+        private: Default::default(),
     };
     let step = |r: Result<_, GoogleError>| r.map_err(|e| e.to_string());
     let result = async {
-        let ev = step(calendar.insert(&probe, SendUpdates::None).await)?;
+        let ev = step(calendar.insert(&id, &probe, Notify::Nobody).await)?;
         step(
             calendar
                 .patch(
                     &id,
-                    &serde_json::json!({"status": "cancelled"}),
+                    Some(EventStatus::Cancelled),
+                    &EventChange::default(),
                     Some(&ev.etag),
-                    SendUpdates::None,
+                    Notify::Nobody,
                 )
                 .await,
         )

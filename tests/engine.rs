@@ -1,20 +1,20 @@
-//! The engine in-process against the emulators' state machines: the cost
-//! of an idle cycle at 10 and 10,000 mapped interviews, and secrets.
+//! The engine with the real clients against the emulators over loopback:
+//! the cost of an idle cycle, the order an import is applied in, and a
+//! stopped cycle resuming where it stopped.
 
 mod common;
 
-use common::{HITOLINK_TOKEN, ORGANIZER};
+use std::sync::atomic::AtomicBool;
+
+use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients};
 use hitosync::config::SyncConfig;
-use hitosync::emulator::google::GoogleEmulator;
-use hitosync::emulator::hitolink::HitolinkEmulator;
-use hitosync::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
-use hitosync::engine::{CycleOptions, Engine};
+use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
 use hitosync::state::Store;
 use serde_json::json;
 
-fn writes(g: &GoogleEmulator, h: &HitolinkEmulator) -> u64 {
-    let gc = g.counters();
-    let hc = h.counters();
+fn writes(g: &GoogleEmu, h: &HitolinkEmu) -> u64 {
+    let gc = g.emu.counters();
+    let hc = h.emu.counters();
     ["events.insert", "events.patch"]
         .iter()
         .map(|k| gc.get(*k).copied().unwrap_or(0))
@@ -25,44 +25,76 @@ fn writes(g: &GoogleEmulator, h: &HitolinkEmulator) -> u64 {
             .sum::<u64>()
 }
 
-/// Imports `n` interviews, then measures one idle cycle.
-async fn idle_cycle_after_import(n: usize) {
-    let (g, h) = common::in_process_emulators();
-    for i in 0..n {
-        let day = 1 + (i / 9) % 28;
-        let hour = 9 + i % 9;
-        h.admin_create(&json!({
-            "application_id": if i % 2 == 0 { "ap_1" } else { "ap_2" },
-            "start": format!("2026-12-{day:02}T{hour:02}:00:00+09:00"),
-            "end": format!("2026-12-{day:02}T{hour:02}:45:00+09:00"),
-            "interviewers": ["suzuki@example.co.jp"],
-        }))
-        .unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let cal = InProcessGoogle::new(g.clone(), ORGANIZER).with_page_size(2500);
-    let hl = InProcessHitolink::new(h.clone(), HITOLINK_TOKEN);
-    let engine = Engine {
-        calendar: &cal,
-        hitolink: &hl,
-        store: &store,
+/// `n` interviews, spread over December at distinct times, made in an
+/// order that is not the order of their times.
+fn schedule(h: &HitolinkEmu, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let j = (i * 7919) % n; // a permutation of 0..n
+            let day = 1 + (j / 9) % 28;
+            let hour = 9 + j % 9;
+            let minute = (j / 252) % 4 * 15;
+            h.emu
+                .admin_create(&json!({
+                    "application_id": if i % 2 == 0 { "ap_1" } else { "ap_2" },
+                    "start": format!("2099-12-{day:02}T{hour:02}:{minute:02}:00+09:00"),
+                    "end": format!("2099-12-{day:02}T{hour:02}:{:02}:00+09:00", minute + 10),
+                    "interviewers": ["suzuki@example.co.jp"],
+                }))
+                .unwrap()
+                .body["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn engine<'a>(
+    cal: &'a dyn CalendarApi,
+    hl: &'a dyn HitolinkApi,
+    store: &'a Store,
+    stop: Option<&'a AtomicBool>,
+) -> Engine<'a> {
+    Engine {
+        calendar: cal,
+        hitolink: hl,
+        store,
         policy: SyncConfig::default().policy(ORGANIZER),
         max_deletions: 20,
         hitolink_page_size: 500,
-        stop: None,
-    };
-    let opts = CycleOptions::default();
-    let first = engine.cycle(&opts).await.unwrap();
+        stop,
+    }
+}
+
+fn drain() -> CycleOptions {
+    CycleOptions {
+        write_back_budget: None,
+        ..Default::default()
+    }
+}
+
+/// Imports `n` interviews, then measures one idle cycle.
+async fn idle_cycle_after_import(n: usize) {
+    let g = GoogleEmu::start().await;
+    let h = HitolinkEmu::start(hiring_seed()).await;
+    schedule(&h, n);
+    let (cal, hl) = real_clients(&g, &h).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = engine(&cal, &hl, &store, None);
+    let first = engine.cycle(&drain()).await.unwrap();
     assert_eq!(first.applied, n);
+    assert_eq!(first.links_written, n, "{first:?}");
     assert_eq!(store.record_count(), n);
+    assert_eq!(store.pending_link_count(), 0);
     // the echo of the import
-    engine.cycle(&opts).await.unwrap();
-    g.reset_counters();
-    h.reset_counters();
-    let idle = engine.cycle(&opts).await.unwrap();
-    let gc = g.counters();
-    let hc = h.counters();
+    engine.cycle(&drain()).await.unwrap();
+    g.emu.reset_counters();
+    h.emu.reset_counters();
+    let idle = engine.cycle(&drain()).await.unwrap();
+    let gc = g.emu.counters();
+    let hc = h.emu.counters();
     assert_eq!(gc.get("events.list"), Some(&1), "{gc:?}");
     assert_eq!(hc.get("changes"), Some(&1), "{hc:?}");
     assert_eq!(
@@ -88,6 +120,95 @@ async fn idle_cycle_with_10_mapped_is_one_list_per_side() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_cycle_with_10000_mapped_is_one_list_per_side() {
-    idle_cycle_after_import(10_000).await;
+async fn idle_cycle_with_1000_mapped_is_one_list_per_side() {
+    idle_cycle_after_import(1000).await;
+}
+
+/// The interviews' start times, in the order their events were inserted.
+fn insert_order(g: &GoogleEmu) -> Vec<String> {
+    let events = g.emu.events(ORGANIZER);
+    g.emu
+        .writes()
+        .into_iter()
+        .filter(|w| w.method == "insert")
+        .map(|w| {
+            events
+                .iter()
+                .find(|e| e["id"] == w.event_id.as_str())
+                .map(|e| e["start"]["dateTime"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
+    let g = GoogleEmu::start().await;
+    let h = HitolinkEmu::start(hiring_seed()).await;
+    // two past interviews come after every upcoming one
+    for day in [3, 4] {
+        h.emu
+            .admin_create(&json!({
+                "application_id": "ap_1",
+                "start": format!("2020-01-{day:02}T10:00:00+09:00"),
+                "end": format!("2020-01-{day:02}T11:00:00+09:00"),
+                "interviewers": ["suzuki@example.co.jp"],
+            }))
+            .unwrap();
+    }
+    schedule(&h, 60);
+    let (cal, hl) = real_clients(&g, &h).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+
+    // A stop after 20 records: the rest waits in the store, in order.
+    let stop = AtomicBool::new(false);
+    let stopper = async {
+        while g
+            .emu
+            .writes()
+            .iter()
+            .filter(|w| w.method == "insert")
+            .count()
+            < 20
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let e = engine(&cal, &hl, &store, Some(&stop));
+    let opts = drain();
+    let (first, ()) = tokio::join!(e.cycle(&opts), stopper);
+    let first = first.unwrap();
+    assert!(first.interrupted, "{first:?}");
+    assert!(store.work_count() > 0 && store.work_count() < 62);
+    // the feeds were read: the next cycle finds only the echoes of the
+    // first one's write-backs, and the work left
+    let e = engine(&cal, &hl, &store, None);
+    let second = e.cycle(&drain()).await.unwrap();
+    assert!(
+        second.hitolink_changes <= first.links_written,
+        "{} changes after {} write-backs",
+        second.hitolink_changes,
+        first.links_written
+    );
+    assert_eq!(store.work_count(), 0);
+    assert_eq!(store.record_count(), 62);
+
+    let order = insert_order(&g);
+    assert_eq!(order.len(), 62);
+    let (upcoming, past) = order.split_at(60);
+    let mut sorted = upcoming.to_vec();
+    sorted.sort();
+    assert_eq!(
+        upcoming,
+        sorted.as_slice(),
+        "upcoming interviews soonest first"
+    );
+    assert!(past.iter().all(|s| s.starts_with("2020-01")), "{past:?}");
+    assert!(past[0] > past[1], "past interviews latest first: {past:?}");
+    // every interview names its event
+    for iv in h.emu.interviews() {
+        assert!(iv.external_event_id.is_some(), "{iv:?}");
+    }
 }

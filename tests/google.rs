@@ -9,10 +9,10 @@ use common::*;
 use hitosync::config::Config;
 use hitosync::emulator::google::Fault;
 use hitosync::google::{
-    AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, NewEvent, SendUpdates,
-    ServiceAccount, SetupError,
+    AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount, SetupError,
 };
 use hitosync::model::{Attendee, EventStatus, Response, Slot};
+use hitosync::reconcile::{EventChange, EventDraft, Notify};
 use hitosync::retry::Backoff;
 use serde_json::json;
 
@@ -46,12 +46,11 @@ async fn client(g: &GoogleEmu) -> CalendarClient {
         .unwrap()
 }
 
-fn new_event(id: &str, hour: u32) -> NewEvent {
+fn new_event(id: &str, hour: u32) -> EventDraft {
     let t = |h: u32| format!("2026-12-01T{h:02}:00:00+09:00").parse().unwrap();
-    NewEvent {
-        id: id.into(),
+    EventDraft {
         summary: "【面接】山田 太郎様 一次面接".into(),
-        description: None,
+        description: String::new(),
         location: Some("本社 5F".into()),
         slot: Slot {
             start: t(hour),
@@ -63,8 +62,10 @@ fn new_event(id: &str, hour: u32) -> NewEvent {
             display_name: Some("鈴木 一郎".into()),
             response: Response::NeedsAction,
             organizer: false,
+            resource: false,
+            is_self: false,
         }],
-        private_properties: [("hitolinkInterviewId".to_string(), id.to_string())].into(),
+        private: [("hitolinkInterviewId".to_string(), id.to_string())].into(),
     }
 }
 
@@ -191,9 +192,13 @@ async fn paging_delivers_every_event_once_and_the_token_last() {
         .await
         .unwrap();
     for i in 0..7 {
-        c.insert(&new_event(&format!("iv{i:05}"), 9 + i), SendUpdates::All)
-            .await
-            .unwrap();
+        c.insert(
+            &format!("iv{i:05}"),
+            &new_event(&format!("iv{i:05}"), 9 + i),
+            Notify::Attendees,
+        )
+        .await
+        .unwrap();
     }
     let mut ids = vec![];
     let mut page_token: Option<String> = None;
@@ -249,13 +254,13 @@ async fn duplicate_id_precondition_and_restore() {
     let g = GoogleEmu::start().await;
     let c = client(&g).await;
     let ev = c
-        .insert(&new_event("iv00042", 10), SendUpdates::All)
+        .insert("iv00042", &new_event("iv00042", 10), Notify::Attendees)
         .await
         .unwrap();
     assert_eq!(ev.interview_id(), Some("iv00042"));
     assert_eq!(ev.attendees[0].email, "suzuki@example.co.jp");
     let dup = c
-        .insert(&new_event("iv00042", 10), SendUpdates::All)
+        .insert("iv00042", &new_event("iv00042", 10), Notify::Attendees)
         .await
         .unwrap_err();
     assert!(matches!(dup, GoogleError::Duplicate { .. }), "{dup:?}");
@@ -267,9 +272,13 @@ async fn duplicate_id_precondition_and_restore() {
     let stale = c
         .patch(
             "iv00042",
-            &json!({"location": "本社 6F"}),
+            None,
+            &EventChange {
+                location: Some(Some("本社 6F".into())),
+                ..Default::default()
+            },
             Some(&ev.etag),
-            SendUpdates::All,
+            Notify::Attendees,
         )
         .await
         .unwrap_err();
@@ -280,20 +289,34 @@ async fn duplicate_id_precondition_and_restore() {
     let fresh = c.get("iv00042").await.unwrap();
     assert_eq!(fresh.location.as_deref(), Some("会議室B"));
 
-    let cancelled = c.cancel("iv00042", Some(&fresh.etag)).await.unwrap();
+    let cancelled = c
+        .patch(
+            "iv00042",
+            Some(EventStatus::Cancelled),
+            &EventChange::default(),
+            Some(&fresh.etag),
+            Notify::Attendees,
+        )
+        .await
+        .unwrap();
     assert_eq!(cancelled.status, EventStatus::Cancelled);
     // a cancelled ID still cannot be inserted again...
     let dup = c
-        .insert(&new_event("iv00042", 10), SendUpdates::All)
+        .insert("iv00042", &new_event("iv00042", 10), Notify::Attendees)
         .await
         .unwrap_err();
     assert!(matches!(dup, GoogleError::Duplicate { .. }));
     // ...so it is restored
     let restored = c
-        .restore(
+        .patch(
             "iv00042",
-            &json!({"location": "本社 5F"}),
+            Some(EventStatus::Confirmed),
+            &EventChange {
+                location: Some(Some("本社 5F".into())),
+                ..Default::default()
+            },
             Some(&cancelled.etag),
+            Notify::Attendees,
         )
         .await
         .unwrap();
@@ -303,9 +326,13 @@ async fn duplicate_id_precondition_and_restore() {
     // bookkeeping writes notify nobody; visible ones notify all
     c.patch(
         "iv00042",
-        &json!({"extendedProperties": {"private": {"hitolinkVersion": "3"}}}),
         None,
-        SendUpdates::None,
+        &EventChange {
+            private: [("hitolinkVersion".to_string(), "3".to_string())].into(),
+            ..Default::default()
+        },
+        None,
+        Notify::Nobody,
     )
     .await
     .unwrap();
@@ -346,7 +373,7 @@ async fn rate_limits_and_server_errors_are_retried() {
     assert_eq!(g.emu.counters()["events.list"], 3);
 
     g.emu.inject(Fault::RateLimit403, 1);
-    c.insert(&new_event("iv00077", 10), SendUpdates::All)
+    c.insert("iv00077", &new_event("iv00077", 10), Notify::Attendees)
         .await
         .unwrap();
 
@@ -369,7 +396,7 @@ async fn rate_limits_and_server_errors_are_retried() {
 async fn a_guest_reply_shows_in_the_delta() {
     let g = GoogleEmu::start().await;
     let c = client(&g).await;
-    c.insert(&new_event("iv00100", 10), SendUpdates::All)
+    c.insert("iv00100", &new_event("iv00100", 10), Notify::Attendees)
         .await
         .unwrap();
     let base = c

@@ -8,9 +8,10 @@ use std::time::Duration;
 use common::*;
 use hitosync::emulator::hitolink::Fault;
 use hitosync::hitolink::{
-    DeclineBy, HitolinkClient, HitolinkError, NewInterview, TokenError, read_token,
+    HitolinkClient, HitolinkError, InterviewPatch, NewInterview, TokenError, read_token,
 };
-use hitosync::model::{InterviewStatus, Response};
+use hitosync::model::{InterviewStatus, Response, Slot};
+use hitosync::reconcile::{Decliner, InterviewChange};
 use hitosync::retry::Backoff;
 use secrecy::SecretString;
 use serde_json::json;
@@ -174,10 +175,18 @@ async fn get_patch_and_conflicts() {
     assert_eq!(iv.status, InterviewStatus::Scheduled);
     assert_eq!(iv.interviewers.len(), 2);
 
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let to = |start: &str, end: &str| InterviewChange {
+        slot: Some(Slot {
+            start: t(start),
+            end: t(end),
+        }),
+        ..Default::default()
+    };
     let moved = c
         .patch(
             &id,
-            &json!({"start": "2026-12-02T05:00:00Z", "end": "2026-12-02T06:00:00Z"}),
+            InterviewPatch::Change(&to("2026-12-02T05:00:00Z", "2026-12-02T06:00:00Z")),
             iv.version,
         )
         .await
@@ -190,7 +199,14 @@ async fn get_patch_and_conflicts() {
     );
 
     let stale = c
-        .patch(&id, &json!({"location": "本社"}), iv.version)
+        .patch(
+            &id,
+            InterviewPatch::Change(&InterviewChange {
+                location: Some(Some("本社".into())),
+                ..Default::default()
+            }),
+            iv.version,
+        )
         .await
         .unwrap_err();
     match stale {
@@ -202,7 +218,7 @@ async fn get_patch_and_conflicts() {
     let invalid = c
         .patch(
             &id,
-            &json!({"end": "2026-12-01T00:00:00+09:00"}),
+            InterviewPatch::Change(&to("2026-12-02T05:00:00Z", "2026-12-01T00:00:00Z")),
             moved.version,
         )
         .await
@@ -211,11 +227,6 @@ async fn get_patch_and_conflicts() {
         matches!(invalid, HitolinkError::Invalid { .. }),
         "{invalid:?}"
     );
-    let readonly = c
-        .patch(&id, &json!({"candidate": {}}), moved.version)
-        .await
-        .unwrap_err();
-    assert!(matches!(readonly, HitolinkError::Invalid { .. }));
     assert_eq!(
         c.get(&id).await.unwrap().version,
         moved.version,
@@ -225,14 +236,17 @@ async fn get_patch_and_conflicts() {
     let answered = c
         .patch(
             &id,
-            &json!({"interviewers": [{"id": "us_2", "response_status": "accepted"}]}),
+            InterviewPatch::Change(&InterviewChange {
+                responses: vec![("us_2".into(), Response::Accepted)],
+                ..Default::default()
+            }),
             moved.version,
         )
         .await
         .unwrap();
     assert_eq!(answered.interviewers[1].response, Response::Accepted);
     let canceled = c
-        .patch(&id, &json!({"status": "canceled"}), answered.version)
+        .patch(&id, InterviewPatch::Cancel, answered.version)
         .await
         .unwrap();
     assert_eq!(canceled.status, InterviewStatus::Canceled);
@@ -241,7 +255,7 @@ async fn get_patch_and_conflicts() {
     let tomb = c.get(&id).await.unwrap();
     assert!(tomb.deleted);
     let gone = c
-        .patch(&id, &json!({"location": "x"}), tomb.version)
+        .patch(&id, InterviewPatch::ExternalEventId("x0000"), tomb.version)
         .await
         .unwrap_err();
     assert!(matches!(gone, HitolinkError::NotFound { .. }));
@@ -303,7 +317,7 @@ async fn declines_by_candidate_and_interviewer() {
     let id = schedule(&h, "ap_1", 10);
     let c = client(&h);
     let iv = c.get(&id).await.unwrap();
-    let by_interviewer = DeclineBy::Interviewer {
+    let by_interviewer = Decliner::Interviewer {
         interviewer_id: "us_1".into(),
     };
     let d1 = c
@@ -319,13 +333,13 @@ async fn declines_by_candidate_and_interviewer() {
         .unwrap();
     assert_eq!(replay, d1);
     let d2 = c
-        .decline(&id, &DeclineBy::Candidate, None, d1.version, "dec-2")
+        .decline(&id, &Decliner::Candidate, None, d1.version, "dec-2")
         .await
         .unwrap();
     assert_eq!(d2.status, InterviewStatus::CandidateDeclined);
     assert_eq!(d2.candidate_response, Response::Declined);
     let stale = c
-        .decline(&id, &DeclineBy::Candidate, None, iv.version, "dec-3")
+        .decline(&id, &Decliner::Candidate, None, iv.version, "dec-3")
         .await
         .unwrap_err();
     assert!(matches!(stale, HitolinkError::PreconditionFailed { .. }));

@@ -7,8 +7,10 @@
 //! two cycles bring agreement, no duplicates, nothing lost or parked, a
 //! third cycle writes nothing, unmanaged events untouched, no resurrection.
 //!
-//! It runs in-process against the emulators' state machines (the same code
-//! their HTTP layers wrap). `PROPTEST_CASES` sets the number of histories.
+//! The engine talks to the emulators over loopback HTTP through the real
+//! clients, so every fault (before or after a write is applied) goes
+//! through the clients' own retry loops. A crash is the "process" dying
+//! between two remote calls. `PROPTEST_CASES` sets the number of histories.
 
 mod common;
 
@@ -21,16 +23,19 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use common::{HITOLINK_TOKEN, ORGANIZER};
+use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 use hitosync::config::SyncConfig;
 use hitosync::emulator::google::{Fault as GFault, GoogleEmulator};
 use hitosync::emulator::hitolink::{Fault as HFault, HitolinkEmulator};
-use hitosync::emulator::inprocess::{InProcessGoogle, InProcessHitolink};
 use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
-use hitosync::google::{EventPage, GoogleError, NewEvent, SendUpdates};
-use hitosync::hitolink::{ApplicationInfo, ChangePage, DeclineBy, HitolinkError, NewInterview};
-use hitosync::model::{CalendarEvent, Interview, Response};
-use hitosync::reconcile::{Policy, hitolink_view, parse_link};
+use hitosync::google::{CalendarClient, EventPage, GoogleError};
+use hitosync::hitolink::{
+    ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,
+};
+use hitosync::model::{CalendarEvent, EventStatus, Interview, Response};
+use hitosync::reconcile::{
+    Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_link,
+};
 use hitosync::state::Store;
 
 // ---------------------------------------------------------------------------
@@ -70,11 +75,11 @@ impl Chaos {
     }
 }
 
-struct ChaosGoogle(InProcessGoogle, Arc<Chaos>);
-struct ChaosHitolink(InProcessHitolink, Arc<Chaos>);
+struct ChaosGoogle<'a>(&'a CalendarClient, Arc<Chaos>);
+struct ChaosHitolink<'a>(&'a HitolinkClient, Arc<Chaos>);
 
 #[async_trait]
-impl CalendarApi for ChaosGoogle {
+impl CalendarApi for ChaosGoogle<'_> {
     async fn list_page(&self, s: Option<&str>, p: Option<&str>) -> Result<EventPage, GoogleError> {
         self.1.gate().await;
         self.0.list_page(s, p).await
@@ -85,26 +90,28 @@ impl CalendarApi for ChaosGoogle {
     }
     async fn insert(
         &self,
-        new: &NewEvent,
-        send: SendUpdates,
+        id: &str,
+        draft: &EventDraft,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
         self.1.gate().await;
-        self.0.insert(new, send).await
+        self.0.insert(id, draft, notify).await
     }
     async fn patch(
         &self,
         id: &str,
-        body: &Value,
+        status: Option<EventStatus>,
+        change: &EventChange,
         m: Option<&str>,
-        send: SendUpdates,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
         self.1.gate().await;
-        self.0.patch(id, body, m, send).await
+        self.0.patch(id, status, change, m, notify).await
     }
 }
 
 #[async_trait]
-impl HitolinkApi for ChaosHitolink {
+impl HitolinkApi for ChaosHitolink<'_> {
     async fn changes(&self, c: Option<&str>, l: u32) -> Result<ChangePage, HitolinkError> {
         self.1.gate().await;
         self.0.changes(c, l).await
@@ -117,14 +124,19 @@ impl HitolinkApi for ChaosHitolink {
         self.1.gate().await;
         self.0.create(n, k).await
     }
-    async fn patch(&self, id: &str, f: &Value, v: u64) -> Result<Interview, HitolinkError> {
+    async fn patch(
+        &self,
+        id: &str,
+        p: InterviewPatch<'_>,
+        v: u64,
+    ) -> Result<Interview, HitolinkError> {
         self.1.gate().await;
-        self.0.patch(id, f, v).await
+        self.0.patch(id, p, v).await
     }
     async fn decline(
         &self,
         id: &str,
-        by: &DeclineBy,
+        by: &Decliner,
         r: Option<&str>,
         v: u64,
         k: &str,
@@ -262,12 +274,17 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     g: Arc<GoogleEmulator>,
     h: Arc<HitolinkEmulator>,
+    calendar: CalendarClient,
+    hitolink: HitolinkClient,
     dir: tempfile::TempDir,
     store: Option<Store>,
     clock: DateTime<Utc>,
     chaos: Arc<Chaos>,
     /// Unmanaged events made by "someone else" (ids), shared with races.
     noise: Arc<Noise>,
+    /// Write-backs run beside the other writes (the daemon's way), or
+    /// after them (one order of calls, so that a failure replays).
+    concurrent: bool,
 }
 
 #[derive(Default)]
@@ -310,18 +327,23 @@ fn policy() -> Policy {
 }
 
 impl World {
-    fn new() -> World {
-        let (g, h) = common::in_process_emulators();
+    async fn new() -> World {
+        let ge = GoogleEmu::start().await;
+        let he = HitolinkEmu::start(hiring_seed()).await;
+        let (calendar, hitolink) = real_clients_paged(&ge, &he, 3).await;
         let dir = tmp();
         let store = Some(Store::open(dir.path()).unwrap());
         World {
-            g,
-            h,
+            g: ge.emu,
+            h: he.emu,
+            calendar,
+            hitolink,
             dir,
             store,
             clock: Utc::now(),
             chaos: Arc::new(Chaos::default()),
             noise: Arc::new(Noise::default()),
+            concurrent: false,
         }
     }
 
@@ -527,14 +549,8 @@ impl World {
             .calls_left
             .store(crash_after.unwrap_or(-1), Ordering::SeqCst);
         self.chaos.calls.store(0, Ordering::SeqCst);
-        let g = ChaosGoogle(
-            InProcessGoogle::new(self.g.clone(), ORGANIZER).with_page_size(3),
-            self.chaos.clone(),
-        );
-        let h = ChaosHitolink(
-            InProcessHitolink::new(self.h.clone(), HITOLINK_TOKEN),
-            self.chaos.clone(),
-        );
+        let g = ChaosGoogle(&self.calendar, self.chaos.clone());
+        let h = ChaosHitolink(&self.hitolink, self.chaos.clone());
         let store = self.store.as_ref().unwrap();
         let engine = Engine {
             calendar: &g,
@@ -547,6 +563,8 @@ impl World {
         };
         let opts = CycleOptions {
             now: Some(self.clock),
+            write_back_budget: None,
+            concurrent_write_backs: self.concurrent,
             ..Default::default()
         };
         let result = tokio::select! {
@@ -783,7 +801,12 @@ fn check(w: &World) -> Result<(), String> {
 }
 
 async fn history(ops: Vec<Op>) -> Result<(), String> {
-    let mut w = World::new();
+    history_with(ops, false).await
+}
+
+async fn history_with(ops: Vec<Op>, concurrent: bool) -> Result<(), String> {
+    let mut w = World::new().await;
+    w.concurrent = concurrent;
     for op in &ops {
         w.run(op).await;
     }
@@ -827,9 +850,12 @@ proptest! {
     })]
 
     #[test]
-    fn invariants_hold_under_random_histories(ops in prop::collection::vec(op(), 1..40)) {
+    fn invariants_hold_under_random_histories(
+        ops in prop::collection::vec(op(), 1..40),
+        concurrent in prop::bool::weighted(0.2),
+    ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let result = rt.block_on(history(ops));
+        let result = rt.block_on(history_with(ops, concurrent));
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
@@ -843,7 +869,7 @@ fn the_checker_catches_disagreement_and_duplicates() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut w = World::new();
+        let mut w = World::new().await;
         for op in [
             Op::HlCreate { app: 0, day: 1, hour: 10, scheduled: true, both: true },
             Op::HlCreate { app: 1, day: 2, hour: 11, scheduled: true, both: false },

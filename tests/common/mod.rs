@@ -274,3 +274,52 @@ pub fn in_process_emulators() -> (Arc<GoogleEmulator>, Arc<HitolinkEmulator>) {
     h.set_rate_limit(None);
     (g, h)
 }
+
+/// The real clients against both emulators over loopback: retries at
+/// once, budgets far above what a test uses.
+pub async fn real_clients(
+    g: &GoogleEmu,
+    h: &HitolinkEmu,
+) -> (
+    hitosync::google::CalendarClient,
+    hitosync::hitolink::HitolinkClient,
+) {
+    real_clients_paged(g, h, 250).await
+}
+
+/// The same, listing the calendar `page_size` events at a time.
+pub async fn real_clients_paged(
+    g: &GoogleEmu,
+    h: &HitolinkEmu,
+    page_size: u32,
+) -> (
+    hitosync::google::CalendarClient,
+    hitosync::hitolink::HitolinkClient,
+) {
+    let key = fixture("google-legacy.p12");
+    let bytes = std::fs::read(&key).unwrap();
+    let der = hitosync::google::auth::p12_private_key(&key, &bytes, "notasecret").unwrap();
+    let account =
+        hitosync::google::ServiceAccount::from_pkcs8(&key, &der, SERVICE_ACCOUNT).unwrap();
+    let calendar = hitosync::google::CalendarClient::new(
+        &account,
+        hitosync::google::ClientOptions {
+            api_base_url: g.api_base_url(),
+            token_uri: g.token_uri(),
+            organizer: ORGANIZER.into(),
+            calendar_id: "primary".into(),
+            max_requests_per_minute: 1_000_000,
+            backoff: hitosync::retry::Backoff::immediate(4),
+            page_size,
+        },
+    )
+    .await
+    .unwrap();
+    let hitolink = hitosync::hitolink::HitolinkClient::new(
+        h.base_url().parse().unwrap(),
+        secrecy::SecretString::from(HITOLINK_TOKEN.to_string()),
+        1_000_000,
+        hitosync::retry::Backoff::immediate(4),
+    );
+    (calendar, hitolink)
+}

@@ -5,7 +5,6 @@
 
 pub mod google;
 pub mod hitolink;
-pub mod inprocess;
 
 use std::net::SocketAddr;
 

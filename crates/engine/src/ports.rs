@@ -1,14 +1,14 @@
-//! The two sides as the engine sees them. The real clients implement these
-//! over HTTP; property tests implement them over the emulators' state
-//! machines, which makes thousands of histories (with crashes) affordable.
+//! The two sides as the engine sees them: typed operations in, typed
+//! records out. The real clients implement these over HTTP; tests may wrap
+//! them (to crash between two calls, say) without touching the wire.
 
 use async_trait::async_trait;
-use serde_json::Value;
 
-use hitosync_core::model::{CalendarEvent, Interview};
-use hitosync_google::{CalendarClient, EventPage, GoogleError, NewEvent, SendUpdates};
+use hitosync_core::model::{CalendarEvent, EventStatus, Interview};
+use hitosync_core::reconcile::{Decliner, EventChange, EventDraft, Notify};
+use hitosync_google::{CalendarClient, EventPage, GoogleError};
 use hitosync_hitolink::{
-    ApplicationInfo, ChangePage, DeclineBy, HitolinkClient, HitolinkError, NewInterview,
+    ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,
 };
 
 #[async_trait]
@@ -19,14 +19,19 @@ pub trait CalendarApi: Send + Sync {
         page_token: Option<&str>,
     ) -> Result<EventPage, GoogleError>;
     async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError>;
-    async fn insert(&self, new: &NewEvent, send: SendUpdates)
-    -> Result<CalendarEvent, GoogleError>;
+    async fn insert(
+        &self,
+        event_id: &str,
+        draft: &EventDraft,
+        notify: Notify,
+    ) -> Result<CalendarEvent, GoogleError>;
     async fn patch(
         &self,
         id: &str,
-        body: &Value,
+        status: Option<EventStatus>,
+        change: &EventChange,
         if_match: Option<&str>,
-        send: SendUpdates,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError>;
 }
 
@@ -42,13 +47,13 @@ pub trait HitolinkApi: Send + Sync {
     async fn patch(
         &self,
         id: &str,
-        fields: &Value,
+        patch: InterviewPatch<'_>,
         version: u64,
     ) -> Result<Interview, HitolinkError>;
     async fn decline(
         &self,
         id: &str,
-        by: &DeclineBy,
+        by: &Decliner,
         reason: Option<&str>,
         version: u64,
         idempotency_key: &str,
@@ -70,19 +75,21 @@ impl CalendarApi for CalendarClient {
     }
     async fn insert(
         &self,
-        new: &NewEvent,
-        send: SendUpdates,
+        event_id: &str,
+        draft: &EventDraft,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
-        CalendarClient::insert(self, new, send).await
+        CalendarClient::insert(self, event_id, draft, notify).await
     }
     async fn patch(
         &self,
         id: &str,
-        body: &Value,
+        status: Option<EventStatus>,
+        change: &EventChange,
         if_match: Option<&str>,
-        send: SendUpdates,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
-        CalendarClient::patch(self, id, body, if_match, send).await
+        CalendarClient::patch(self, id, status, change, if_match, notify).await
     }
 }
 
@@ -104,15 +111,15 @@ impl HitolinkApi for HitolinkClient {
     async fn patch(
         &self,
         id: &str,
-        fields: &Value,
+        patch: InterviewPatch<'_>,
         version: u64,
     ) -> Result<Interview, HitolinkError> {
-        HitolinkClient::patch(self, id, fields, version).await
+        HitolinkClient::patch(self, id, patch, version).await
     }
     async fn decline(
         &self,
         id: &str,
-        by: &DeclineBy,
+        by: &Decliner,
         reason: Option<&str>,
         version: u64,
         idempotency_key: &str,

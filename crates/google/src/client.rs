@@ -4,13 +4,12 @@
 //! Every call goes through the rate limiter and the retry policy; callers
 //! see one typed [`GoogleError`] after retries are spent.
 
-use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use google_calendar3::CalendarHub;
-use google_calendar3::api::{Event, EventAttendee, EventDateTime, EventExtendedProperties, Scope};
+use google_calendar3::api::{Event, Scope};
 use http::Method;
 use serde_json::Value;
 use tracing::debug;
@@ -19,27 +18,13 @@ use url::Url;
 use super::auth::{ServiceAccount, TokenSource};
 use super::error::GoogleError;
 use hitosync_config::Config;
-use hitosync_core::model::{Attendee, CalendarEvent, EventStatus, Response, Slot};
+use hitosync_core::model::{Attendee, CalendarEvent, EventStatus, Organizer, Response, Slot};
+use hitosync_core::reconcile::{EventChange, EventDraft, Notify};
+
+use crate::wire;
 use hitosync_net::http::{self as nethttp, Client};
 use hitosync_net::ratelimit::RateLimiter;
 use hitosync_net::retry::Backoff;
-
-/// Who is told about a write. Only what attendees can see is worth a mail;
-/// bookkeeping (extended properties) is written with `None`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendUpdates {
-    All,
-    None,
-}
-
-impl SendUpdates {
-    fn as_str(self) -> &'static str {
-        match self {
-            SendUpdates::All => "all",
-            SendUpdates::None => "none",
-        }
-    }
-}
 
 /// One page of a listing. `next_sync_token` is set on the last page only,
 /// as Google documents.
@@ -48,19 +33,6 @@ pub struct EventPage {
     pub events: Vec<CalendarEvent>,
     pub next_page_token: Option<String>,
     pub next_sync_token: Option<String>,
-}
-
-/// The fields hitosync writes when it creates an event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    pub id: String,
-    pub summary: String,
-    pub description: Option<String>,
-    pub location: Option<String>,
-    pub slot: Slot,
-    pub time_zone: String,
-    pub attendees: Vec<Attendee>,
-    pub private_properties: BTreeMap<String, String>,
 }
 
 /// Request counts by kind, for metrics and for the benchmarks' "requests
@@ -262,41 +234,44 @@ impl CalendarClient {
     /// whose answer was lost gets `409`, which callers treat as "adopt".
     pub async fn insert(
         &self,
-        new: &NewEvent,
-        send: SendUpdates,
+        event_id: &str,
+        draft: &EventDraft,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
-        let body = event_to_api(new);
+        let body = wire::insert_body(event_id, draft);
         let ev = self
             .with_retries("events.insert", || async {
                 self.counters.insert.fetch_add(1, Ordering::Relaxed);
                 self.hub
                     .events()
                     .insert(body.clone(), &self.calendar_id)
-                    .send_updates(send.as_str())
+                    .send_updates(wire::send_updates(notify))
                     .add_scope(Scope::Full)
                     .doit()
                     .await
                     .map(|(_, ev)| ev)
-                    .map_err(|e| GoogleError::from_hub(e, &new.id))
+                    .map_err(|e| GoogleError::from_hub(e, event_id))
             })
             .await?;
         event_from_api(ev)
     }
 
-    /// Patches an event, conditionally on `if_match` (its ETag) when given.
-    /// google-calendar3 cannot send `If-Match`, so this goes through the
-    /// shared HTTP client with a token from the same source.
+    /// Patches an event, conditionally on `if_match` (its ETag) when given;
+    /// `status` cancels or restores it. google-calendar3 cannot send
+    /// `If-Match`, so this goes through the shared HTTP client with a token
+    /// from the same source.
     pub async fn patch(
         &self,
         id: &str,
-        patch: &Value,
+        status: Option<EventStatus>,
+        change: &EventChange,
         if_match: Option<&str>,
-        send: SendUpdates,
+        notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
         let mut url = self.event_url(id)?;
         url.query_pairs_mut()
-            .append_pair("sendUpdates", send.as_str());
-        let body = patch.to_string();
+            .append_pair("sendUpdates", wire::send_updates(notify));
+        let body = wire::patch_body(status, change).to_string();
         let value: Value = self
             .with_retries("events.patch", || async {
                 self.counters.patch.fetch_add(1, Ordering::Relaxed);
@@ -331,38 +306,6 @@ impl CalendarClient {
         event_from_api(ev)
     }
 
-    /// Cancels an event: Google keeps it as a tombstone, attendees get the
-    /// cancellation, and the ID stays reserved (so it can be restored).
-    pub async fn cancel(
-        &self,
-        id: &str,
-        if_match: Option<&str>,
-    ) -> Result<CalendarEvent, GoogleError> {
-        self.patch(
-            id,
-            &serde_json::json!({"status": "cancelled"}),
-            if_match,
-            SendUpdates::All,
-        )
-        .await
-    }
-
-    /// Brings a cancelled event back: an ID cannot be inserted twice, so a
-    /// managed event that must live again is patched to `confirmed` with
-    /// whatever else `fields` sets.
-    pub async fn restore(
-        &self,
-        id: &str,
-        fields: &Value,
-        if_match: Option<&str>,
-    ) -> Result<CalendarEvent, GoogleError> {
-        let mut body = fields.clone();
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("status".into(), Value::from("confirmed"));
-        }
-        self.patch(id, &body, if_match, SendUpdates::All).await
-    }
-
     fn event_url(&self, id: &str) -> Result<Url, GoogleError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
@@ -370,65 +313,6 @@ impl CalendarClient {
             .pop_if_empty()
             .extend(["calendars", &self.calendar_id, "events", id]);
         Ok(url)
-    }
-}
-
-/// The JSON shape of an event's times: an instant plus the zone it is shown in.
-pub fn api_time(t: chrono::DateTime<chrono::Utc>, zone: &str) -> Value {
-    serde_json::json!({"dateTime": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "timeZone": zone})
-}
-
-/// The attendee list as the API takes it.
-pub fn api_attendees(attendees: &[Attendee]) -> Value {
-    Value::Array(
-        attendees
-            .iter()
-            .map(|a| {
-                let mut v =
-                    serde_json::json!({"email": a.email, "responseStatus": a.response.google()});
-                if let Some(name) = &a.display_name {
-                    v["displayName"] = Value::from(name.as_str());
-                }
-                v
-            })
-            .collect(),
-    )
-}
-
-fn event_to_api(new: &NewEvent) -> Event {
-    let time = |t: chrono::DateTime<chrono::Utc>| EventDateTime {
-        date_time: Some(t),
-        time_zone: Some(new.time_zone.clone()),
-        date: None,
-    };
-    Event {
-        id: Some(new.id.clone()),
-        summary: Some(new.summary.clone()),
-        description: new.description.clone(),
-        location: new.location.clone(),
-        start: Some(time(new.slot.start)),
-        end: Some(time(new.slot.end)),
-        attendees: Some(
-            new.attendees
-                .iter()
-                .map(|a| EventAttendee {
-                    email: Some(a.email.clone()),
-                    display_name: a.display_name.clone(),
-                    response_status: Some(a.response.google().to_string()),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        extended_properties: Some(EventExtendedProperties {
-            private: Some(
-                new.private_properties
-                    .clone()
-                    .into_iter()
-                    .collect::<HashMap<_, _>>(),
-            ),
-            shared: None,
-        }),
-        ..Default::default()
     }
 }
 
@@ -445,6 +329,7 @@ pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
         (Some(start), Some(end)) => Some(Slot { start, end }),
         _ => None,
     };
+    let all_day = ev.start.as_ref().is_some_and(|s| s.date.is_some());
     let attendees = ev
         .attendees
         .unwrap_or_default()
@@ -459,6 +344,8 @@ pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
                     .and_then(Response::from_google)
                     .unwrap_or(Response::NeedsAction),
                 organizer: a.organizer.unwrap_or(false),
+                resource: a.resource.unwrap_or(false),
+                is_self: a.self_.unwrap_or(false),
             })
         })
         .collect();
@@ -478,6 +365,13 @@ pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
             .unwrap_or_default(),
         sequence: ev.sequence.unwrap_or(0) as i64,
         updated: ev.updated,
+        organizer: ev.organizer.map(|o| Organizer {
+            email: o.email.map(|e| e.to_ascii_lowercase()),
+            is_self: o.self_.unwrap_or(false),
+        }),
+        all_day,
+        recurring: ev.recurrence.is_some_and(|r| !r.is_empty()),
+        recurring_event_id: ev.recurring_event_id,
         id,
     })
 }

@@ -4,9 +4,10 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod wire;
 
 pub use auth::{AuthError, KeyError, ServiceAccount, TokenSource};
-pub use client::{CalendarClient, ClientOptions, EventPage, NewEvent, SendUpdates};
+pub use client::{CalendarClient, ClientOptions, EventPage};
 pub use error::GoogleError;
 
 /// Why a Calendar client could not be set up.

@@ -20,7 +20,8 @@ use tracing::debug;
 use url::Url;
 
 use hitosync_config::Config;
-use hitosync_core::model::{Interview, Unsyncable};
+use hitosync_core::model::{Interview, InterviewStatus, Unsyncable};
+use hitosync_core::reconcile::{Decliner, InterviewChange};
 use hitosync_net::http::{self as nethttp, Client};
 use hitosync_net::ratelimit::RateLimiter;
 use hitosync_net::retry::Backoff;
@@ -242,10 +243,50 @@ impl NewInterview {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeclineBy {
-    Candidate,
-    Interviewer { interviewer_id: String },
+/// What one `PATCH /v1/interviews/{id}` writes: the synced fields, the
+/// cancellation, or the link to the event. The JSON of each is built here
+/// and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InterviewPatch<'a> {
+    Change(&'a InterviewChange),
+    Cancel,
+    ExternalEventId(&'a str),
+}
+
+impl InterviewPatch<'_> {
+    pub fn to_json(&self) -> Value {
+        let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match self {
+            InterviewPatch::Cancel => json!({"status": InterviewStatus::Canceled.as_str()}),
+            InterviewPatch::ExternalEventId(id) => json!({"external_event_id": id}),
+            InterviewPatch::Change(c) => {
+                let mut v = json!({});
+                if let Some(slot) = c.slot {
+                    v["start"] = json!(t(slot.start));
+                    v["end"] = json!(t(slot.end));
+                }
+                if let Some(l) = &c.location {
+                    v["location"] = l.as_ref().map(|s| json!(s)).unwrap_or(Value::Null);
+                }
+                if let Some(l) = &c.link {
+                    v["video_conferencing_url"] =
+                        l.as_ref().map(|s| json!(s)).unwrap_or(Value::Null);
+                }
+                if c.reopen {
+                    v["status"] = json!(InterviewStatus::Scheduled.as_str());
+                }
+                if !c.responses.is_empty() {
+                    v["interviewers"] = Value::Array(
+                        c.responses
+                            .iter()
+                            .map(|(id, r)| json!({"id": id, "response_status": r.hitolink()}))
+                            .collect(),
+                    );
+                }
+                v
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -451,9 +492,10 @@ impl HitolinkClient {
     pub async fn patch(
         &self,
         id: &str,
-        fields: &Value,
+        patch: InterviewPatch<'_>,
         version: u64,
     ) -> Result<Interview, HitolinkError> {
+        let fields = &patch.to_json();
         let url = self.url(&["interviews", id])?;
         let headers = [(http::header::IF_MATCH, version.to_string())];
         let v = self
@@ -469,15 +511,15 @@ impl HitolinkClient {
     pub async fn decline(
         &self,
         id: &str,
-        by: &DeclineBy,
+        by: &Decliner,
         reason: Option<&str>,
         version: u64,
         idempotency_key: &str,
     ) -> Result<Interview, HitolinkError> {
         let url = self.url(&["interviews", id, "decline"])?;
         let mut body = match by {
-            DeclineBy::Candidate => json!({"by": "candidate"}),
-            DeclineBy::Interviewer { interviewer_id } => {
+            Decliner::Candidate => json!({"by": "candidate"}),
+            Decliner::Interviewer { interviewer_id } => {
                 json!({"by": "interviewer", "interviewer_id": interviewer_id})
             }
         };

@@ -3,6 +3,6 @@
 pub mod client;
 
 pub use client::{
-    ApplicationInfo, ChangePage, DeclineBy, HitolinkClient, HitolinkError, NewInterview,
+    ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,
     SetupError, TokenError, read_token,
 };

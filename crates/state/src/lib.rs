@@ -17,11 +17,15 @@ use serde::{Deserialize, Serialize};
 
 use hitosync_core::reconcile::{Case, Conflict, Snapshot};
 
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: the work set, the pending-link index and reports were added, and
+/// snapshots remember the interview's half of the link (a version-1
+/// snapshot reads it as unknown). A version-1 store is migrated on open.
+pub const SCHEMA_VERSION: u64 = 2;
 pub const DEFAULT_LINK: &str = "default";
 const HISTORY_LEN: usize = 20;
 const CONFLICT_LOG_LEN: usize = 1000;
 const RECORD_COUNT: &str = "record_count";
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -97,6 +101,15 @@ impl WorkKey {
             WorkKey::Event(id) => format!("ev:{id}"),
         }
     }
+
+    fn from_db_key(s: &str) -> Option<WorkKey> {
+        if let Some(id) = s.strip_prefix("iv:") {
+            Some(WorkKey::Interview(id.to_string()))
+        } else {
+            s.strip_prefix("ev:")
+                .map(|id| WorkKey::Event(id.to_string()))
+        }
+    }
 }
 
 impl std::fmt::Display for WorkKey {
@@ -155,6 +168,11 @@ pub struct Store {
     parked: sled::Tree,
     conflicts: sled::Tree,
     meta: sled::Tree,
+    work: sled::Tree,
+    work_order: sled::Tree,
+    pending_links: sled::Tree,
+    pending_link_of: sled::Tree,
+    reports: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -193,7 +211,14 @@ impl Store {
         // the store taken.
         let mut attempts = 0;
         let db = loop {
-            match sled::Config::new().path(dir.join("sled")).open() {
+            match sled::Config::new()
+                .path(dir.join("sled"))
+                // sled caches up to 1 GiB of pages by default; a daemon
+                // that must stay under 100 MB keeps a small cache and
+                // lets the OS page cache do the rest.
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
@@ -225,6 +250,11 @@ impl Store {
             parked: tree("parked")?,
             conflicts: tree("conflicts")?,
             meta: tree("meta")?,
+            work: tree("work")?,
+            work_order: tree("work_order")?,
+            pending_links: tree("pending_links")?,
+            pending_link_of: tree("pending_link_of")?,
+            reports: tree("reports")?,
             db,
         };
         if store.meta.get(RECORD_COUNT)?.is_none() {
@@ -240,7 +270,13 @@ impl Store {
             }
             Some(v) => {
                 let found = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-                if found != SCHEMA_VERSION {
+                if found == 1 {
+                    // Version 1 lacks only what version 2 adds empty.
+                    store
+                        .db
+                        .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                    store.db.flush()?;
+                } else if found != SCHEMA_VERSION {
                     return Err(StateError::Schema {
                         dir: dir.to_path_buf(),
                         found,
@@ -259,457 +295,15 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
-
-    // --- records ---------------------------------------------------------
-
-    pub fn record(&self, interview_id: &str) -> Result<Option<Record>, StateError> {
-        match self.records.get(interview_id)? {
-            Some(v) => Ok(Some(decode(interview_id.as_bytes(), &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    pub fn interview_for_event(&self, event_id: &str) -> Result<Option<String>, StateError> {
-        Ok(self
-            .by_event
-            .get(event_id)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// Stores a decision's outcome: the new snapshot (or its removal), one
-    /// history line, the conflicts, and clears the intent and any parking.
-    /// One flush makes it all durable together.
-    pub fn commit(
-        &self,
-        key: &WorkKey,
-        interview_id: &str,
-        snapshot: Option<&Snapshot>,
-        entry: HistoryEntry,
-        conflicts: &[Conflict],
-    ) -> Result<(), StateError> {
-        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-        let old: Option<Record> = self.record(interview_id)?;
-        // Encoded before the transaction, which may run more than once.
-        let new_record = match snapshot {
-            Some(s) => {
-                let mut history = old.as_ref().map(|r| r.history.clone()).unwrap_or_default();
-                history.push(entry.clone());
-                if history.len() > HISTORY_LEN {
-                    history.drain(..history.len() - HISTORY_LEN);
-                }
-                Some((
-                    s.event_id.clone(),
-                    encode(&Record {
-                        snapshot: s.clone(),
-                        synced_at: entry.at,
-                        history,
-                    })?,
-                ))
-            }
-            None => None,
-        };
-        let old_event = old.map(|r| r.snapshot.event_id);
-        let conflict_values: Vec<Vec<u8>> = conflicts
-            .iter()
-            .map(|c| {
-                encode(&ConflictEntry {
-                    at: entry.at,
-                    interview_id: interview_id.to_string(),
-                    conflict: c.clone(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let settled: Vec<String> = match key {
-            // a booking that became an interview is settled under both keys
-            WorkKey::Event(_) => vec![
-                key.db_key(),
-                WorkKey::Interview(interview_id.to_string()).db_key(),
-            ],
-            WorkKey::Interview(_) => vec![key.db_key()],
-        };
-        // One transaction: a crash leaves either the old state or the new.
-        (
-            &self.records,
-            &self.by_event,
-            &self.intents,
-            &self.parked,
-            &self.conflicts,
-            &self.meta,
-        )
-            .transaction(|(records, by_event, intents, parked, log, meta)| {
-                let existed = match &new_record {
-                    Some((event_id, bytes)) => {
-                        if let Some(old) = &old_event
-                            && old != event_id
-                        {
-                            by_event.remove(old.as_str())?;
-                        }
-                        by_event.insert(event_id.as_str(), interview_id.as_bytes())?;
-                        records.insert(interview_id, bytes.as_slice())?.is_some()
-                    }
-                    None => {
-                        if let Some(old) = &old_event {
-                            by_event.remove(old.as_str())?;
-                        }
-                        records.remove(interview_id)?.is_some()
-                    }
-                };
-                // The count of records is kept beside them: sled's len()
-                // walks the whole tree, and status and metrics ask often.
-                let exists = new_record.is_some();
-                if existed != exists {
-                    let count = meta
-                        .get(RECORD_COUNT)?
-                        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes))
-                        .unwrap_or(0);
-                    let count = if exists {
-                        count + 1
-                    } else {
-                        count.saturating_sub(1)
-                    };
-                    meta.insert(RECORD_COUNT, &count.to_be_bytes())?;
-                }
-                for v in &conflict_values {
-                    let id = log.generate_id()?;
-                    log.insert(&id.to_be_bytes(), v.as_slice())?;
-                }
-                for k in &settled {
-                    intents.remove(k.as_str())?;
-                    parked.remove(k.as_str())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e: TransactionError<()>| {
-                StateError::Io(format!("committing {interview_id}: {e:?}"))
-            })?;
-        // len() walks the log (at most a thousand entries): only when it grew
-        while !conflicts.is_empty() && self.conflicts.len() > CONFLICT_LOG_LEN {
-            if self.conflicts.pop_min()?.is_none() {
-                break;
-            }
-        }
-        self.flush()
-    }
-
-    /// Every mapped interview, in ID order.
-    pub fn records(&self) -> impl Iterator<Item = Result<Record, StateError>> + '_ {
-        self.records.iter().map(|kv| {
-            let (k, v) = kv?;
-            decode(&k, &v)
-        })
-    }
-
-    /// Mapped interviews, in constant time (a counter kept by `commit`).
-    pub fn record_count(&self) -> usize {
-        self.meta
-            .get(RECORD_COUNT)
-            .ok()
-            .flatten()
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0) as usize
-    }
-
-    // --- cursors -----------------------------------------------------------
-
-    pub fn cursor(&self, side: Side) -> Result<Option<Cursor>, StateError> {
-        match self.cursors.get(side.key())? {
-            Some(v) => Ok(Some(decode(side.key().as_bytes(), &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Saves both positions at once, after what they cover is durable.
-    pub fn set_cursors(
-        &self,
-        google: Option<&str>,
-        hitolink: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StateError> {
-        for (side, value) in [(Side::Google, google), (Side::Hitolink, hitolink)] {
-            if let Some(v) = value {
-                let c = Cursor {
-                    value: v.to_string(),
-                    saved_at: at,
-                };
-                self.cursors.insert(side.key(), encode(&c)?)?;
-            }
-        }
-        self.flush()
-    }
-
-    /// `sync --full` and SIGUSR2: the next cycle lists everything.
-    pub fn clear_cursors(&self) -> Result<(), StateError> {
-        self.cursors.clear()?;
-        self.flush()
-    }
-
-    // --- intents -------------------------------------------------------
-
-    /// Written and flushed before a remote write.
-    pub fn put_intent(&self, intent: &Intent) -> Result<(), StateError> {
-        self.intents.insert(intent.key.db_key(), encode(intent)?)?;
-        self.flush()
-    }
-
-    /// An intent or a parking is open for `key`.
-    pub fn is_pending(&self, key: &WorkKey) -> Result<bool, StateError> {
-        Ok(self.intents.contains_key(key.db_key())? || self.parked.contains_key(key.db_key())?)
-    }
-
-    /// Closes any intent and parking for `key` (the record needs nothing).
-    pub fn settle(&self, key: &WorkKey) -> Result<(), StateError> {
-        self.intents.remove(key.db_key())?;
-        self.parked.remove(key.db_key())?;
-        self.flush()
-    }
-
-    pub fn intents(&self) -> Result<Vec<Intent>, StateError> {
-        self.intents
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
-    }
-
-    // --- parked ---------------------------------------------------------
-
-    /// Parks (or parks again) a record: attempts grow, and so does the wait
-    /// before the next try (1 min doubling, at most 6 h).
-    pub fn park(
-        &self,
-        key: &WorkKey,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Parked, StateError> {
-        self.park_as(key, reason, now, false)
-    }
-
-    /// Parks a cancellation the mass-deletion breaker held back.
-    pub fn park_held(
-        &self,
-        key: &WorkKey,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Parked, StateError> {
-        self.park_as(
-            key,
-            &format!("held by the mass-deletion breaker: {reason}"),
-            now,
-            true,
-        )
-    }
-
-    fn park_as(
-        &self,
-        key: &WorkKey,
-        reason: &str,
-        now: DateTime<Utc>,
-        held: bool,
-    ) -> Result<Parked, StateError> {
-        let old: Option<Parked> = match self.parked.get(key.db_key())? {
-            Some(v) => Some(decode(key.db_key().as_bytes(), &v)?),
-            None => None,
-        };
-        let attempts = old.as_ref().map(|p| p.attempts + 1).unwrap_or(1);
-        let wait_min = (1i64 << (attempts - 1).min(9)).min(360);
-        let p = Parked {
-            key: key.clone(),
-            reason: reason.to_string(),
-            attempts,
-            first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: now + chrono::Duration::minutes(wait_min),
-            held,
-        };
-        self.parked.insert(key.db_key(), encode(&p)?)?;
-        self.intents.remove(key.db_key())?;
-        self.flush()?;
-        Ok(p)
-    }
-
-    pub fn parked(&self) -> Result<Vec<Parked>, StateError> {
-        self.parked
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
-    }
-
-    // --- conflicts and meta ------------------------------------------------
-
-    /// The newest conflicts first.
-    pub fn conflicts(&self, limit: usize) -> Result<Vec<ConflictEntry>, StateError> {
-        self.conflicts
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
-    }
-
-    pub fn conflict_count(&self) -> usize {
-        self.conflicts.len()
-    }
-
-    pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
-        self.meta.insert(key, encode(value)?)?;
-        self.flush()
-    }
-
-    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
-        match self.meta.get(key)? {
-            Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
-            None => Ok(None),
-        }
-    }
 }
+
+mod journal;
+mod meta;
+mod records;
+mod work;
+
+pub use records::Commit;
+pub use work::Report;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use hitosync_core::reconcile::{Fields, Presentation};
-    use std::collections::{BTreeMap, BTreeSet};
-
-    fn snapshot(id: &str) -> Snapshot {
-        Snapshot {
-            interview_id: id.into(),
-            event_id: format!("ev{id}"),
-            fields: Fields {
-                cancelled: false,
-                slot: None,
-                location: None,
-                link: None,
-                candidate_declined: false,
-                responses: BTreeMap::new(),
-            },
-            presentation: Presentation {
-                title: "t".into(),
-                description: "d".into(),
-                invitees: BTreeSet::new(),
-                time_zone: "Asia/Tokyo".into(),
-            },
-            candidate_email: None,
-            interviewer_ids: BTreeMap::new(),
-            hl_version: 1,
-            event_etag: "\"1\"".into(),
-            event_attendees: vec![],
-            retired: false,
-        }
-    }
-
-    fn entry(n: u32) -> HistoryEntry {
-        HistoryEntry {
-            at: Utc::now(),
-            case: Case::Merge,
-            summary: format!("step {n}"),
-        }
-    }
-
-    #[test]
-    fn commits_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Store::open(dir.path()).unwrap();
-            let key = WorkKey::Interview("iv_1".into());
-            s.put_intent(&Intent {
-                key: key.clone(),
-                summary: "x".into(),
-                at: Utc::now(),
-            })
-            .unwrap();
-            s.commit(&key, "iv_1", Some(&snapshot("iv_1")), entry(1), &[])
-                .unwrap();
-            s.set_cursors(Some("gtok"), Some("hcur"), Utc::now())
-                .unwrap();
-        }
-        let s = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            s.record("iv_1").unwrap().unwrap().snapshot,
-            snapshot("iv_1")
-        );
-        assert_eq!(
-            s.interview_for_event("eviv_1").unwrap().as_deref(),
-            Some("iv_1")
-        );
-        assert_eq!(s.cursor(Side::Google).unwrap().unwrap().value, "gtok");
-        assert!(s.intents().unwrap().is_empty(), "commit clears the intent");
-        s.clear_cursors().unwrap();
-        assert!(s.cursor(Side::Hitolink).unwrap().is_none());
-    }
-
-    #[test]
-    fn history_is_bounded_and_forgetting_drops_the_mapping() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let key = WorkKey::Interview("iv_1".into());
-        for n in 0..30 {
-            s.commit(&key, "iv_1", Some(&snapshot("iv_1")), entry(n), &[])
-                .unwrap();
-        }
-        let r = s.record("iv_1").unwrap().unwrap();
-        assert_eq!(r.history.len(), HISTORY_LEN);
-        assert_eq!(s.record_count(), 1);
-        assert_eq!(r.history.last().unwrap().summary, "step 29");
-        s.commit(&key, "iv_1", None, entry(99), &[]).unwrap();
-        assert!(s.record("iv_1").unwrap().is_none());
-        assert_eq!(s.record_count(), 0);
-        assert!(s.interview_for_event("eviv_1").unwrap().is_none());
-    }
-
-    #[test]
-    fn parking_backs_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let key = WorkKey::Event("ui1".into());
-        let now = Utc::now();
-        let p1 = s.park(&key, "unknown application", now).unwrap();
-        let p2 = s.park(&key, "unknown application", now).unwrap();
-        assert_eq!(p2.attempts, 2);
-        assert!(p2.next_retry > p1.next_retry);
-        assert_eq!(p2.first_at, p1.first_at);
-        assert_eq!(s.parked().unwrap().len(), 1);
-        s.settle(&key).unwrap();
-        assert!(s.parked().unwrap().is_empty());
-    }
-
-    #[test]
-    fn another_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path().join("sled")).unwrap();
-            db.insert("schema_version", &99u64.to_be_bytes()).unwrap();
-            db.flush().unwrap();
-        }
-        let err = Store::open(dir.path()).unwrap_err();
-        assert!(matches!(err, StateError::Schema { found: 99, .. }), "{err}");
-    }
-
-    #[test]
-    fn conflict_log_keeps_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let c = Conflict {
-            field: "time".into(),
-            hitolink: "a".into(),
-            google: "b".into(),
-            winner: "hitolink".into(),
-        };
-        s.commit(
-            &WorkKey::Interview("iv_1".into()),
-            "iv_1",
-            Some(&snapshot("iv_1")),
-            entry(1),
-            std::slice::from_ref(&c),
-        )
-        .unwrap();
-        let log = s.conflicts(10).unwrap();
-        assert_eq!(log.len(), 1);
-        assert_eq!(log[0].conflict, c);
-    }
-}
+mod tests;

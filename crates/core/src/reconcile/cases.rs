@@ -1,0 +1,527 @@
+//! The record-level cases: new on one side, gone on one side, a mapping
+//! to rebuild, a booking, a shape the product cannot hold.
+
+use super::merge::{
+    GState, MergeInput, draft, google_wins, link_write_back, merge, snapshot_of, stamp,
+};
+use super::ops::{Booking, CalendarOp, Case, Decision, EventChange, HitolinkOp, LookAlike, Op};
+use super::view::{
+    AGREED_DIGEST_PROPERTY, LinkHalf, Snapshot, calendar_view, derived_event_id, hitolink_view,
+    parse_link, presentation,
+};
+use super::{Policy, Seen};
+use crate::model::{CalendarEvent, EventShape, EventStatus, Interview};
+
+/// Which of the events that claim an interview is its event, and which are
+/// look-alikes. The choice depends only on IDs, never on the order events
+/// came in: the mapped event when there is a mapping; without one, the
+/// event under the derived ID, else the event the interview names (a
+/// booking), provided it claims this interview or nothing yet. Foreign
+/// events and instances of a series are never chosen.
+pub(super) fn choose<'a>(
+    interview_id: &str,
+    snapshot: Option<&Snapshot>,
+    iv: Option<&Interview>,
+    calendar: Seen<'a, CalendarEvent>,
+    claimants: &'a [CalendarEvent],
+    organizer: &str,
+) -> (Seen<'a, CalendarEvent>, Vec<LookAlike>) {
+    let mut all: Vec<&'a CalendarEvent> = claimants.iter().collect();
+    if let Seen::Now(ev) = calendar {
+        all.push(ev);
+    }
+    let chosen: Option<&'a CalendarEvent> = match snapshot {
+        Some(s) => all.iter().copied().find(|e| e.id == s.event_id),
+        None => {
+            let eligible = |e: &&&'a CalendarEvent| {
+                !matches!(
+                    e.shape(organizer),
+                    EventShape::Foreign | EventShape::Instance
+                ) && e.interview_id().is_none_or(|i| i == interview_id)
+            };
+            let derived = derived_event_id(interview_id);
+            all.iter()
+                .filter(eligible)
+                .find(|e| e.id == derived)
+                .or_else(|| {
+                    let named = iv.and_then(|i| i.external_event_id.as_deref())?;
+                    all.iter().filter(eligible).find(|e| e.id == named)
+                })
+                .copied()
+        }
+    };
+    let lookalikes = all
+        .iter()
+        .filter(|e| chosen.is_none_or(|c| c.id != e.id))
+        .filter(|e| e.interview_id() == Some(interview_id))
+        .map(|e| LookAlike::new(&e.id, interview_id, e.shape(organizer)))
+        .collect();
+    let seen = match (chosen, calendar) {
+        (Some(ev), _) => Seen::Now(ev),
+        // The event at hand was not this interview's: as if not seen.
+        (None, Seen::Now(_)) => Seen::NoNews,
+        (None, other) => other,
+    };
+    (seen, lookalikes)
+}
+
+/// A side compared with the snapshot.
+enum Side<'a, T> {
+    Same(Option<&'a T>),
+    Changed(&'a T),
+    Gone,
+}
+
+/// The mapped case: one exhaustive `match` over what each side did since
+/// the agreement.
+pub(super) fn decide_mapped(
+    snap: &Snapshot,
+    hitolink: Seen<'_, Interview>,
+    calendar: Seen<'_, CalendarEvent>,
+    policy: &Policy,
+) -> Decision {
+    // A shape HITO-Link cannot hold: give the event its time back, or stop.
+    let mut repair_time = false;
+    if let Seen::Now(ev) = calendar
+        && !snap.retired
+        && ev.status != EventStatus::Cancelled
+    {
+        match ev.shape(&policy.organizer) {
+            EventShape::Single => {}
+            shape @ (EventShape::AllDay | EventShape::Recurring) => {
+                let h_time = match hitolink {
+                    Seen::Now(iv) => Some(iv.updated_at),
+                    _ => None,
+                };
+                if google_wins(policy, h_time, ev.updated) {
+                    return refused(
+                        snap,
+                        format!(
+                            "the event was made {} in the calendar, which HITO-Link cannot hold; make it a single timed event again, or let HITO-Link's time win (sync.conflict = \"hitolink-wins\")",
+                            shape.describe()
+                        ),
+                    );
+                }
+                repair_time = true;
+            }
+            shape @ (EventShape::Instance | EventShape::Foreign) => {
+                return refused(
+                    snap,
+                    format!(
+                        "the event became {}; hitosync writes only single events the organizer organizes",
+                        shape.describe()
+                    ),
+                );
+            }
+        }
+    }
+    let h = match hitolink {
+        Seen::NoNews => Side::Same(None),
+        Seen::Now(iv)
+            if hitolink_view(iv, policy) == snap.fields
+                && presentation(iv, policy) == snap.presentation =>
+        {
+            Side::Same(Some(iv))
+        }
+        Seen::Now(iv) => Side::Changed(iv),
+        Seen::Gone => Side::Gone,
+    };
+    let g = match calendar {
+        Seen::NoNews => Side::Same(None),
+        Seen::Now(ev)
+            if !repair_time
+                && calendar_view(ev, &snap.fields, snap.candidate_email.as_deref())
+                    == snap.fields
+                && (ev.status == EventStatus::Cancelled || carries_agreement(ev, snap)) =>
+        {
+            Side::Same(Some(ev))
+        }
+        Seen::Now(ev) => Side::Changed(ev),
+        Seen::Gone => Side::Gone,
+    };
+    let id = || Some(snap.interview_id.clone());
+    let ev_id = || Some(snap.event_id.clone());
+    match (h, g) {
+        (Side::Gone, Side::Gone) => Decision::nothing(
+            Case::Forget,
+            id(),
+            ev_id(),
+            None,
+            "gone on both sides; mapping dropped",
+        ),
+        // HITO-Link lost the record: the event must not outlive it.
+        (Side::Gone, Side::Same(ev)) => interview_vanished(snap, ev),
+        (Side::Gone, Side::Changed(ev)) => interview_vanished(snap, Some(ev)),
+        (h @ (Side::Same(_) | Side::Changed(_)), g) => {
+            let (iv, h_changed) = match h {
+                Side::Same(iv) => (iv, false),
+                Side::Changed(iv) => (Some(iv), true),
+                Side::Gone => (None, false),
+            };
+            let (ev, g_state) = match g {
+                Side::Same(ev) => (ev, GState::Same),
+                Side::Changed(ev) => (Some(ev), GState::Changed),
+                Side::Gone => (None, GState::Vanished),
+            };
+            if snap.retired {
+                return retired(snap, ev);
+            }
+            let link_written = match iv {
+                Some(iv) => iv.deleted || iv.external_event_id.as_deref() == Some(&snap.event_id),
+                None => snap.link != LinkHalf::Pending,
+            };
+            if !h_changed && g_state == GState::Same && link_written {
+                // Echoes of our own writes land here too: the snapshot is
+                // refreshed (new ETag, new version), nothing is written.
+                let mut s = snap.clone();
+                refresh_observed(&mut s, iv, ev);
+                return Decision::nothing(
+                    Case::NothingToDo,
+                    id(),
+                    ev_id(),
+                    Some(s),
+                    "in agreement",
+                );
+            }
+            merge(
+                MergeInput {
+                    snap,
+                    iv,
+                    ev,
+                    g_state,
+                    no_base: false,
+                    repair_time,
+                },
+                policy,
+            )
+        }
+    }
+}
+
+/// The event carries the interview's ID and the agreed digest: both are
+/// what a rebuild and the link rely on.
+fn carries_agreement(ev: &CalendarEvent, snap: &Snapshot) -> bool {
+    ev.interview_id() == Some(snap.interview_id.as_str())
+        && ev.private_properties.get(AGREED_DIGEST_PROPERTY) == Some(&snap.fields.digest())
+}
+
+fn refused(snap: &Snapshot, reason: String) -> Decision {
+    let mut d = Decision::nothing(
+        Case::Refused,
+        Some(snap.interview_id.clone()),
+        Some(snap.event_id.clone()),
+        Some(snap.clone()),
+        &format!("refused: {reason}"),
+    );
+    d.refusal = Some(reason);
+    d
+}
+
+/// No mapping yet: one exhaustive `match` over what each side shows.
+pub(super) fn decide_unmapped(
+    hitolink: Seen<'_, Interview>,
+    calendar: Seen<'_, CalendarEvent>,
+    policy: &Policy,
+) -> Decision {
+    match (hitolink, calendar) {
+        (Seen::NoNews | Seen::Gone, Seen::NoNews | Seen::Gone) => {
+            Decision::nothing(Case::NothingToDo, None, None, None, "nothing known")
+        }
+        (Seen::NoNews | Seen::Gone, Seen::Now(ev)) => match ev.interview_id() {
+            Some(iid) => Decision::nothing(
+                Case::OrphanEvent,
+                Some(iid.to_string()),
+                Some(ev.id.clone()),
+                None,
+                "managed event whose interview HITO-Link has not shown; left alone",
+            ),
+            None => match booking_of(ev, policy) {
+                Ok(Some(booking)) => book(ev, booking),
+                Ok(None) => Decision::nothing(
+                    Case::Unmanaged,
+                    None,
+                    Some(ev.id.clone()),
+                    None,
+                    "not managed; never touched",
+                ),
+                Err(shape) => {
+                    let reason = format!(
+                        "the booking marker is on {}; only a single timed event the organizer organizes books an interview",
+                        shape.describe()
+                    );
+                    let mut d = Decision::nothing(
+                        Case::Refused,
+                        None,
+                        Some(ev.id.clone()),
+                        None,
+                        &format!("refused: {reason}"),
+                    );
+                    d.refusal = Some(reason);
+                    d
+                }
+            },
+        },
+        (Seen::Now(iv), Seen::NoNews | Seen::Gone) => create_event(iv, policy),
+        (Seen::Now(iv), Seen::Now(ev)) => adopt(iv, ev, policy),
+    }
+}
+
+/// `HL:<application_id>` in the title or description of an unmanaged,
+/// live event. `Ok(None)`: no marker (or a cancelled event); `Err`: a
+/// marker on a shape that cannot book.
+pub fn booking_of(ev: &CalendarEvent, policy: &Policy) -> Result<Option<Booking>, EventShape> {
+    if ev.status == EventStatus::Cancelled || ev.interview_id().is_some() {
+        return Ok(None);
+    }
+    let marker = policy.booking_marker.as_str();
+    let find = |text: &str| -> Option<String> {
+        let at = text.find(marker)?;
+        let rest = &text[at + marker.len()..];
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        (!id.is_empty()).then_some(id)
+    };
+    let Some(application_id) = ev.summary.as_deref().and_then(find).or_else(|| {
+        ev.description
+            .as_deref()
+            .and_then(|d| find(&super::view::description_text(d)))
+    }) else {
+        return Ok(None);
+    };
+    let shape = ev.shape(&policy.organizer);
+    let slot = match (shape, ev.slot) {
+        (EventShape::Single, Some(slot)) => slot,
+        (EventShape::Single, None) => return Err(EventShape::AllDay),
+        (other, _) => return Err(other),
+    };
+    Ok(Some(Booking {
+        application_id,
+        slot,
+        time_zone: ev.time_zone.clone().unwrap_or_else(|| "Asia/Tokyo".into()),
+        guests: ev
+            .attendees
+            .iter()
+            .filter(|a| a.is_guest() && a.email != policy.organizer)
+            .map(|a| a.email.clone())
+            .collect(),
+        location: ev.location.clone(),
+        link: ev.description.as_deref().and_then(parse_link),
+    }))
+}
+
+fn book(ev: &CalendarEvent, booking: Booking) -> Decision {
+    let summary = format!(
+        "booking {} in the calendar: create the interview for application {}, then stamp the event",
+        ev.id, booking.application_id
+    );
+    Decision {
+        case: Case::Booking,
+        interview_id: None,
+        event_id: Some(ev.id.clone()),
+        ops: vec![Op::Hitolink(HitolinkOp::Book {
+            event_id: ev.id.clone(),
+            booking,
+        })],
+        conflicts: vec![],
+        // The engine decides again with the created interview, which
+        // adopts the event and stamps it.
+        snapshot: None,
+        lookalikes: vec![],
+        refusal: None,
+        summary,
+    }
+}
+
+fn create_event(iv: &Interview, policy: &Policy) -> Decision {
+    let fields = hitolink_view(iv, policy);
+    // The event the interview names (a booking's, whose answer may have
+    // been lost), else the derived ID: a retry after a crash or a lost
+    // store then meets 409 and adopts instead of making a second event. A
+    // name that cannot be a Google event ID is not taken.
+    let event_id = iv
+        .external_event_id
+        .clone()
+        .filter(|e| is_event_id(e))
+        .unwrap_or_else(|| derived_event_id(&iv.id));
+    let pres = presentation(iv, policy);
+    let Some(draft) = draft(iv, &pres, &fields, &[]).filter(|_| !fields.cancelled) else {
+        return Decision::nothing(
+            Case::WaitingForTime,
+            Some(iv.id.clone()),
+            None,
+            None,
+            &format!("{} in HITO-Link: no event until it is scheduled", iv.status),
+        );
+    };
+    let attendees = draft.attendees.clone();
+    let mut ops = vec![Op::Calendar(CalendarOp::Insert {
+        event_id: event_id.clone(),
+        draft,
+    })];
+    if let Some(op) = link_write_back(iv, &event_id) {
+        ops.push(Op::Hitolink(op));
+    }
+    Decision {
+        case: Case::CreateEvent,
+        interview_id: Some(iv.id.clone()),
+        event_id: Some(event_id.clone()),
+        ops,
+        conflicts: vec![],
+        snapshot: Some(snapshot_of(iv, &event_id, fields, pres, None, attendees)),
+        lookalikes: vec![],
+        refusal: None,
+        summary: "new in HITO-Link: create the event and write its ID back".into(),
+    }
+}
+
+/// Both sides hold the interview but the store does not (it was lost, a
+/// crash fell between the two writes, an insert met 409, or a booking just
+/// made its interview): rebuild the agreement from the digest stamped on
+/// the event, then merge as usual, which writes whichever half of the link
+/// is missing.
+fn adopt(iv: &Interview, ev: &CalendarEvent, policy: &Policy) -> Decision {
+    let h_view = hitolink_view(iv, policy);
+    let stamped = ev.private_properties.get(AGREED_DIGEST_PROPERTY);
+    let g_view = calendar_view(ev, &h_view, iv.candidate.email.as_deref());
+    // The agreed state is whichever side still matches the stamp; failing
+    // that, the HITO-Link view with every disagreement a conflict.
+    let fresh_booking = ev.interview_id().is_none() && stamped.is_none();
+    let (base, unknown_base) = if fresh_booking {
+        // The interview was just made from this event: what the event shows
+        // beyond it is the calendar's news.
+        (h_view.clone(), false)
+    } else if stamped == Some(&h_view.digest()) {
+        (h_view.clone(), false)
+    } else if stamped == Some(&g_view.digest()) {
+        (g_view.clone(), false)
+    } else {
+        (h_view.clone(), true)
+    };
+    let snap = snapshot_of(
+        iv,
+        &ev.id,
+        base,
+        presentation(iv, policy),
+        Some(ev),
+        ev.attendees.clone(),
+    );
+    // An all-day or recurring event is held as the mapped one would be.
+    let repair_time = matches!(
+        ev.shape(&policy.organizer),
+        EventShape::AllDay | EventShape::Recurring
+    ) && ev.status != EventStatus::Cancelled;
+    let mut d = merge(
+        MergeInput {
+            snap: &snap,
+            iv: Some(iv),
+            ev: Some(ev),
+            g_state: GState::Changed,
+            no_base: unknown_base,
+            repair_time,
+        },
+        policy,
+    );
+    d.case = Case::Adopt;
+    d.summary = format!(
+        "rebuilt the mapping from the event's properties; {}",
+        d.summary
+    );
+    d
+}
+
+fn interview_vanished(snap: &Snapshot, ev: Option<&CalendarEvent>) -> Decision {
+    let already = ev.is_none_or(|e| e.status == EventStatus::Cancelled);
+    let mut s = snap.clone();
+    s.retired = true;
+    s.fields.cancelled = true;
+    if let Some(e) = ev {
+        s.event_etag = e.etag.clone();
+    }
+    let ops = if already {
+        vec![]
+    } else {
+        vec![Op::Calendar(CalendarOp::Cancel {
+            event_id: snap.event_id.clone(),
+            if_match: ev.map(|e| e.etag.clone()),
+            change: EventChange {
+                private: stamp(&snap.interview_id, &s.fields),
+                ..Default::default()
+            },
+        })]
+    };
+    Decision {
+        case: Case::InterviewVanished,
+        interview_id: Some(snap.interview_id.clone()),
+        event_id: Some(snap.event_id.clone()),
+        ops,
+        conflicts: vec![],
+        snapshot: Some(s),
+        lookalikes: vec![],
+        refusal: None,
+        summary: if already {
+            "interview gone from HITO-Link; event already cancelled".into()
+        } else {
+            "interview gone from HITO-Link: cancel the event".into()
+        },
+    }
+}
+
+/// The interview was deleted in HITO-Link: the event stays cancelled, even
+/// if someone brings it back in the calendar (no resurrection).
+fn retired(snap: &Snapshot, ev: Option<&CalendarEvent>) -> Decision {
+    let mut s = snap.clone();
+    if let Some(e) = ev {
+        s.event_etag = e.etag.clone();
+    }
+    match ev {
+        Some(e) if e.status != EventStatus::Cancelled => Decision {
+            case: Case::Retired,
+            interview_id: Some(snap.interview_id.clone()),
+            event_id: Some(snap.event_id.clone()),
+            ops: vec![Op::Calendar(CalendarOp::Cancel {
+                event_id: snap.event_id.clone(),
+                if_match: Some(e.etag.clone()),
+                change: EventChange {
+                    private: stamp(&snap.interview_id, &snap.fields),
+                    ..Default::default()
+                },
+            })],
+            conflicts: vec![],
+            snapshot: Some(s),
+            lookalikes: vec![],
+            refusal: None,
+            summary:
+                "interview was deleted in HITO-Link; the event came back and is cancelled again"
+                    .into(),
+        },
+        _ => Decision::nothing(
+            Case::Retired,
+            Some(snap.interview_id.clone()),
+            Some(snap.event_id.clone()),
+            Some(s),
+            "interview was deleted in HITO-Link; nothing more to do",
+        ),
+    }
+}
+
+fn refresh_observed(s: &mut Snapshot, iv: Option<&Interview>, ev: Option<&CalendarEvent>) {
+    if let Some(iv) = iv {
+        s.hl_version = iv.version;
+        s.retired |= iv.deleted;
+        if iv.external_event_id.as_deref() == Some(&s.event_id) {
+            s.link = super::view::LinkHalf::Written;
+        }
+    }
+    if let Some(ev) = ev {
+        s.event_etag = ev.etag.clone();
+        s.event_attendees = ev.attendees.clone();
+    }
+}
+
+/// Google's rule for event IDs (Events: insert, `id`): base32hex
+/// characters, lowercase, 5 to 1024 of them.
+fn is_event_id(id: &str) -> bool {
+    (5..=1024).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'a'..=b'v' | b'0'..=b'9'))
+}

@@ -1,0 +1,608 @@
+//! Applying the work set: what attendees see first, the soonest interviews
+//! first; bookkeeping after; and the interviews' half of the link in a
+//! queue of its own, within HITO-Link's budget, never holding a calendar
+//! write back.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, info, info_span, warn};
+
+use hitosync_core::reconcile::{Case, Decision, HitolinkOp, decide_among};
+use hitosync_google::GoogleError;
+use hitosync_hitolink::HitolinkError;
+use hitosync_state::{Commit, HistoryEntry, Intent, StateError, WorkKey};
+
+use crate::execute::{Step, Writes};
+use crate::work::{WorkItem, WorkSet, order_key};
+use crate::{CycleOptions, CycleReport, Engine, EngineError, PlanItem};
+
+/// How many times one record is decided again in one cycle when the other
+/// side moves under it (412) before it is parked until the next.
+const MAX_ATTEMPTS: usize = 4;
+
+/// Keys read from the work set at a time.
+const BATCH: usize = 200;
+
+/// A real cycle keeps this many plan lines for its report (a dry run
+/// keeps them all: the plan is what it is for).
+const REPORTED_LINES: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Writes someone sees: inserts, moves, cancellations, HITO-Link's
+    /// changes. Bookkeeping-only records wait for the next pass.
+    Visible,
+    /// Whatever is left.
+    Rest,
+}
+
+/// What the passes of one cycle share.
+pub(crate) struct Ctx<'a> {
+    pub work: &'a WorkSet<'a>,
+    pub opts: &'a CycleOptions,
+    pub now: DateTime<Utc>,
+    /// Cancellations are held back (the breaker tripped).
+    pub hold: bool,
+    /// Destructive decisions so far, re-decisions included.
+    pub destructive: AtomicUsize,
+    /// The passes are over: the write-back queue may drain and stop.
+    pub passes_done: AtomicBool,
+    /// A record's link was queued: wakes the write-back lane.
+    pub queued: tokio::sync::Notify,
+}
+
+impl Engine<'_> {
+    fn stopping(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    fn decide_item(&self, key: &WorkKey, item: &WorkItem) -> Result<Decision, StateError> {
+        let snapshot = match key {
+            WorkKey::Interview(id) => self.store.record(id)?.map(|r| r.snapshot),
+            WorkKey::Event(_) => None,
+        };
+        Ok(decide_among(
+            snapshot.as_ref(),
+            item.h.seen(),
+            item.g.seen(),
+            &item.claimants,
+            &self.policy,
+        ))
+    }
+
+    /// Reads again, on both sides, what a crash or a parking left open. A
+    /// record whose re-read fails stays parked with the new reason; the
+    /// cycle goes on.
+    pub(crate) async fn refetch_all(
+        &self,
+        ctx: &Ctx<'_>,
+        keys: &[WorkKey],
+    ) -> Result<(), EngineError> {
+        for key in keys {
+            match self.refetch(ctx.work, key, ctx.now).await {
+                Ok(()) => {}
+                Err(e) if e.is_cycle_ending() => return Err(e),
+                Err(e) => {
+                    if !ctx.opts.dry_run {
+                        let p = self.store.park(
+                            key,
+                            &format!("reading it again failed: {e}"),
+                            ctx.now,
+                        )?;
+                        warn!(%key, error = %e, attempts = p.attempts, "re-reading a record failed; it stays parked");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the cancellations the work would make, for the breaker.
+    pub(crate) fn count_destructive(&self, work: &WorkSet<'_>) -> Result<usize, EngineError> {
+        let mut n = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch = work.batch(after.as_deref(), BATCH)?;
+            let Some((last, _)) = batch.last() else {
+                return Ok(n);
+            };
+            after = Some(last.clone());
+            for (_, key) in batch {
+                let Some(item) = work.get(&key)? else {
+                    continue;
+                };
+                if item.invalid.is_none()
+                    && !item.refetch
+                    && self.decide_item(&key, &item)?.is_destructive()
+                {
+                    n += 1;
+                }
+            }
+        }
+    }
+
+    /// One pass over the work set, in its order.
+    pub(crate) async fn pass(
+        &self,
+        ctx: &Ctx<'_>,
+        pass: Pass,
+        report: &mut CycleReport,
+    ) -> Result<(), EngineError> {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch = ctx.work.batch(after.as_deref(), BATCH)?;
+            let Some((last, _)) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (_, key) in batch {
+                if self.stopping() {
+                    report.interrupted = true;
+                    info!(
+                        "stopping: what is left of the work is applied next time, in the same order"
+                    );
+                    return Ok(());
+                }
+                self.process(ctx, &key, pass, report).await?;
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &WorkKey,
+        pass: Pass,
+        report: &mut CycleReport,
+    ) -> Result<(), EngineError> {
+        let dry = ctx.opts.dry_run;
+        let Some(item) = ctx.work.get(key)? else {
+            return Ok(());
+        };
+        if item.refetch {
+            // its re-read failed: parked, tried again when due
+            return Ok(());
+        }
+        if let Some(reason) = &item.invalid {
+            if pass == Pass::Visible {
+                if !dry {
+                    let p = self.store.park(key, reason, ctx.now)?;
+                    warn!(%key, %reason, attempts = p.attempts, "record cannot be synced; parked");
+                }
+                report.parked += 1;
+                push_line(report, dry, PlanItem::parked(key, reason));
+            }
+            return Ok(());
+        }
+        let d = self.decide_item(key, &item)?;
+        let bookkeeping = d.is_bookkeeping();
+        match pass {
+            Pass::Visible if bookkeeping => return Ok(()),
+            Pass::Rest if dry && !bookkeeping => return Ok(()),
+            _ => {}
+        }
+        self.report_lookalikes(&d, ctx, report)?;
+        if let Some(reason) = &d.refusal {
+            push_line(report, dry, PlanItem::of(key, &d, false));
+            report.refused += 1;
+            if !dry {
+                match key {
+                    WorkKey::Interview(_) => {
+                        let p = self.store.park(key, reason, ctx.now)?;
+                        warn!(%key, %reason, attempts = p.attempts, "refused; parked until the calendar changes");
+                        report.parked += 1;
+                    }
+                    WorkKey::Event(ev) => {
+                        if self.store.report(ev, None, reason, ctx.now)? {
+                            warn!(event = %ev, %reason, "booking refused; reported in status");
+                        }
+                        self.store.settle(key)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if d.is_quiet() {
+            if d.case != Case::Unmanaged && d.case != Case::NothingToDo {
+                push_line(report, dry, PlanItem::of(key, &d, false));
+            }
+            if !dry {
+                self.store_quiet(key, &d, ctx.now)?;
+            }
+            return Ok(());
+        }
+        report.decisions += 1;
+        let held = ctx.hold && d.is_destructive();
+        push_line(report, dry, PlanItem::of(key, &d, held));
+        if dry {
+            return Ok(());
+        }
+        if held {
+            self.store.park_held(
+                key,
+                report.breaker.as_deref().unwrap_or("mass deletion"),
+                ctx.now,
+            )?;
+            report.parked += 1;
+            return Ok(());
+        }
+        let span = info_span!("record", key = %key, case = ?d.case);
+        let outcome = self
+            .apply_record(ctx, key, item, d, report)
+            .instrument(span)
+            .await?;
+        report.calendar_writes += outcome.writes.calendar;
+        report.hitolink_writes += outcome.writes.hitolink;
+        report.conflicts += outcome.conflicts;
+        if outcome.parked {
+            report.parked += 1;
+        } else {
+            report.applied += 1;
+        }
+        Ok(())
+    }
+
+    /// Look-alikes are reported once (and kept for `status` and `inspect`).
+    fn report_lookalikes(
+        &self,
+        d: &Decision,
+        ctx: &Ctx<'_>,
+        report: &mut CycleReport,
+    ) -> Result<(), EngineError> {
+        for l in &d.lookalikes {
+            report.lookalikes += 1;
+            if !ctx.opts.dry_run
+                && self
+                    .store
+                    .report(&l.event_id, Some(&l.interview_id), &l.why, ctx.now)?
+            {
+                warn!(event = %l.event_id, interview = %l.interview_id, why = %l.why, "an event claims an interview it is not the event of; left alone");
+            }
+        }
+        Ok(())
+    }
+
+    /// A decision that writes nothing remotely: store the refreshed
+    /// agreement if it changed, and settle the record's work.
+    fn store_quiet(
+        &self,
+        key: &WorkKey,
+        d: &Decision,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let old = match &d.interview_id {
+            Some(iid) => self.store.record(iid)?.map(|r| r.snapshot),
+            None => None,
+        };
+        // Only a decision that knows the record (or knows it is gone on
+        // both sides) may change its mapping; an orphan or a booking seen
+        // without the store's knowledge must not erase one.
+        let changes_mapping = d.case == Case::Forget || (d.snapshot.is_some() && d.snapshot != old);
+        match &d.interview_id {
+            Some(iid) if changes_mapping => self.store.commit(Commit {
+                key,
+                interview_id: iid,
+                snapshot: d.snapshot.as_ref(),
+                entry: HistoryEntry {
+                    at: now,
+                    case: d.case,
+                    summary: d.summary.clone(),
+                },
+                conflicts: &d.conflicts,
+                pending_link_at: None,
+            }),
+            _ => self.store.settle(key),
+        }
+    }
+
+    async fn apply_record(
+        &self,
+        ctx: &Ctx<'_>,
+        key: &WorkKey,
+        item: WorkItem,
+        first: Decision,
+        report: &mut CycleReport,
+    ) -> Result<Outcome, EngineError> {
+        let order = order_key(&item, ctx.now);
+        let WorkItem {
+            mut h,
+            mut g,
+            claimants,
+            ..
+        } = item;
+        let mut decision = first;
+        let mut outcome = Outcome::default();
+        let mut interview_id = decision.interview_id.clone();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                let snapshot = match &interview_id {
+                    Some(id) => self.store.record(id)?.map(|r| r.snapshot),
+                    None => None,
+                };
+                decision = decide_among(
+                    snapshot.as_ref(),
+                    h.seen(),
+                    g.seen(),
+                    &claimants,
+                    &self.policy,
+                );
+                // The breaker holds on every re-decision, and counts it.
+                if decision.is_destructive() {
+                    let n = ctx.destructive.fetch_add(1, Ordering::SeqCst) + 1;
+                    if (ctx.hold || n > self.max_deletions as usize) && !ctx.opts.allow_mass_delete
+                    {
+                        let why = format!(
+                            "{n} cancellations in one cycle, more than sync.max_deletions = {}",
+                            self.max_deletions
+                        );
+                        report.breaker.get_or_insert(why.clone());
+                        self.store.park_held(key, &why, ctx.now)?;
+                        outcome.parked = true;
+                        return Ok(outcome);
+                    }
+                }
+                if let Some(reason) = &decision.refusal {
+                    self.store.park(key, reason, ctx.now)?;
+                    outcome.parked = true;
+                    return Ok(outcome);
+                }
+                if decision.is_quiet() {
+                    self.store_quiet(key, &decision, ctx.now)?;
+                    return Ok(outcome);
+                }
+            }
+            self.store.put_intent(&Intent {
+                key: key.clone(),
+                summary: decision.summary.clone(),
+                at: ctx.now,
+            })?;
+            info!(summary = %decision.summary, "applying");
+            match self.execute(&decision, &h, &g).await? {
+                Step::Done {
+                    snapshot,
+                    link_deferred,
+                    writes,
+                } => {
+                    outcome.add(writes);
+                    outcome.conflicts += decision.conflicts.len();
+                    for c in &decision.conflicts {
+                        warn!(field = %c.field, hitolink = %c.hitolink, google = %c.google, winner = %c.winner, "conflict");
+                    }
+                    let iid = decision
+                        .interview_id
+                        .clone()
+                        .or(interview_id.clone())
+                        .unwrap_or_default();
+                    self.store.commit(Commit {
+                        key,
+                        interview_id: &iid,
+                        snapshot: snapshot.as_ref().as_ref(),
+                        entry: HistoryEntry {
+                            at: ctx.now,
+                            case: decision.case,
+                            summary: decision.summary.clone(),
+                        },
+                        conflicts: &decision.conflicts,
+                        pending_link_at: link_deferred.then_some(order.as_slice()),
+                    })?;
+                    if link_deferred {
+                        ctx.queued.notify_one();
+                    }
+                    return Ok(outcome);
+                }
+                Step::Again {
+                    h: nh,
+                    g: ng,
+                    interview_id: iid,
+                    writes,
+                } => {
+                    outcome.add(writes);
+                    h = *nh;
+                    g = *ng;
+                    if iid.is_some() {
+                        interview_id = iid;
+                    }
+                }
+                Step::Park(reason) => {
+                    let p = self.store.park(key, &reason, ctx.now)?;
+                    warn!(%reason, attempts = p.attempts, "parked");
+                    outcome.parked = true;
+                    return Ok(outcome);
+                }
+            }
+        }
+        let p = self.store.park(
+            key,
+            "kept changing while being written; retried next cycle",
+            ctx.now,
+        )?;
+        warn!(attempts = p.attempts, "parked after repeated conflicts");
+        outcome.parked = true;
+        Ok(outcome)
+    }
+
+    /// Drains the write-back queue: each interview waiting for its
+    /// `external_event_id` gets it, oldest-queued soonest interview first,
+    /// while the passes run and, after them, until the queue is empty or
+    /// the cycle's write-back budget is spent.
+    pub(crate) async fn write_back_lane(&self, ctx: &Ctx<'_>) -> Result<LaneReport, EngineError> {
+        let mut out = LaneReport::default();
+        let mut budget_ends: Option<Instant> = None;
+        // Sweeps the queue from its head (the soonest interviews); a sweep
+        // that wrote nothing waits for the passes to queue more.
+        loop {
+            let mut after: Option<Vec<u8>> = None;
+            let mut progress = false;
+            loop {
+                if self.stopping() {
+                    return Ok(out);
+                }
+                if ctx.passes_done.load(Ordering::SeqCst) && budget_ends.is_none() {
+                    budget_ends = ctx.opts.write_back_budget.map(|b| Instant::now() + b);
+                }
+                if budget_ends.is_some_and(|t| Instant::now() >= t) {
+                    return Ok(out);
+                }
+                let batch = self.store.pending_links(after.as_deref(), 50)?;
+                let Some((last, _)) = batch.last() else { break };
+                after = Some(last.clone());
+                for (_, iid) in batch {
+                    if self.stopping() {
+                        return Ok(out);
+                    }
+                    // A record with work pending is the passes' to decide.
+                    if ctx.work.get(&WorkKey::Interview(iid.clone()))?.is_some() {
+                        continue;
+                    }
+                    match self.write_back(&iid, ctx.now).await {
+                        Ok(wrote) => {
+                            progress = true;
+                            out.written += usize::from(wrote);
+                        }
+                        Err(e) if e.is_cycle_ending() => return Err(e),
+                        Err(e) => {
+                            // The side is struggling: the queue waits for
+                            // the next cycle rather than hammer it.
+                            warn!(interview = %iid, error = %e, "write-back of the link failed; retried next cycle");
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            if !progress {
+                if ctx.passes_done.load(Ordering::SeqCst) {
+                    return Ok(out);
+                }
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    ctx.queued.notified(),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Writes one interview's `external_event_id`; `false` when nothing was
+    /// left to write.
+    async fn write_back(&self, iid: &str, now: DateTime<Utc>) -> Result<bool, EngineError> {
+        let Some(rec) = self.store.record(iid)? else {
+            self.store.drop_pending_link(iid)?;
+            return Ok(false);
+        };
+        let s = rec.snapshot;
+        if s.link != hitosync_core::reconcile::LinkHalf::Pending || s.retired {
+            self.store.drop_pending_link(iid)?;
+            return Ok(false);
+        }
+        let op = HitolinkOp::WriteBackLink {
+            interview_id: iid.to_string(),
+            if_match: s.hl_version,
+            event_id: s.event_id.clone(),
+        };
+        let mut version = s.hl_version;
+        for _ in 0..2 {
+            let span = info_span!("record", key = %WorkKey::Interview(iid.to_string()), case = "write_back");
+            match self
+                .hitolink_write(&op, Some(version))
+                .instrument(span)
+                .await
+            {
+                Ok(iv) => {
+                    self.store.link_written(iid, &s.event_id, iv.version, now)?;
+                    return Ok(true);
+                }
+                Err(HitolinkError::PreconditionFailed {
+                    current: Some(cur), ..
+                }) => {
+                    if cur.external_event_id.as_deref() == Some(s.event_id.as_str()) {
+                        self.store
+                            .link_written(iid, &s.event_id, cur.version, now)?;
+                        return Ok(false);
+                    }
+                    // Changed meanwhile: the field is ours alone to set.
+                    version = cur.version;
+                }
+                Err(HitolinkError::NotFound { .. }) => {
+                    // Gone: the feed will say so, and the record with it.
+                    self.store.drop_pending_link(iid)?;
+                    return Ok(false);
+                }
+                Err(
+                    e @ (HitolinkError::Invalid { .. }
+                    | HitolinkError::Rejected { .. }
+                    | HitolinkError::Unsyncable(_)),
+                ) => {
+                    self.store.drop_pending_link(iid)?;
+                    let key = WorkKey::Interview(iid.to_string());
+                    self.store.park(
+                        &key,
+                        &format!("writing back the link was refused: {e}"),
+                        now,
+                    )?;
+                    return Ok(false);
+                }
+                Err(e) => return Err(EngineError::Hitolink(e)),
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn push_line(report: &mut CycleReport, dry: bool, item: PlanItem) {
+    if dry || report.plan.len() < REPORTED_LINES {
+        report.plan.push(item);
+    } else {
+        report.lines_not_kept += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    writes: Writes,
+    conflicts: usize,
+    parked: bool,
+}
+
+impl Outcome {
+    fn add(&mut self, w: Writes) {
+        self.writes.calendar += w.calendar;
+        self.writes.hitolink += w.hitolink;
+    }
+}
+
+/// What the write-back lane did.
+#[derive(Debug, Default)]
+pub(crate) struct LaneReport {
+    pub written: usize,
+}
+
+impl EngineError {
+    /// Ends the cycle (auth, a side misconfigured, the store) rather than
+    /// one record.
+    pub(crate) fn is_cycle_ending(&self) -> bool {
+        match self {
+            EngineError::State(_) | EngineError::Paging { .. } => true,
+            EngineError::Google(e) => !matches!(
+                e,
+                GoogleError::Transient(_)
+                    | GoogleError::RateLimited { .. }
+                    | GoogleError::Protocol(_)
+                    | GoogleError::Rejected { .. }
+                    | GoogleError::NotFound { .. }
+                    | GoogleError::Gone { .. }
+            ),
+            EngineError::Hitolink(e) => !matches!(
+                e,
+                HitolinkError::Transient(_)
+                    | HitolinkError::RateLimited { .. }
+                    | HitolinkError::Protocol(_)
+                    | HitolinkError::Rejected { .. }
+                    | HitolinkError::Invalid { .. }
+                    | HitolinkError::Unsyncable(_)
+                    | HitolinkError::NotFound { .. }
+            ),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The work of a cycle: per record, the newest observation of each side,
+//! kept in the store between reading the feeds and applying them (or in
+//! memory for a dry run), in the order they are applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use hitosync_core::model::{CalendarEvent, Interview};
+use hitosync_core::reconcile::Seen;
+use hitosync_state::{StateError, Store, WorkKey};
+
+/// What is known of one side of a record, owned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "seen", content = "record", rename_all = "snake_case")]
+pub(crate) enum Obs<T> {
+    #[default]
+    NoNews,
+    Now(T),
+    Gone,
+}
+
+impl<T> Obs<T> {
+    pub(crate) fn seen(&self) -> Seen<'_, T> {
+        match self {
+            Obs::NoNews => Seen::NoNews,
+            Obs::Now(t) => Seen::Now(t),
+            Obs::Gone => Seen::Gone,
+        }
+    }
+    pub(crate) fn now(&self) -> Option<&T> {
+        match self {
+            Obs::Now(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One record's pending work.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct WorkItem {
+    pub h: Obs<Interview>,
+    /// The event at the mapped ID (or, unmapped, the derived one).
+    pub g: Obs<CalendarEvent>,
+    /// Other events that carry this interview's ID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimants: Vec<CalendarEvent>,
+    /// Read both sides again before deciding (after a crash, a parking).
+    #[serde(default)]
+    pub refetch: bool,
+    /// HITO-Link sent a record that does not validate: parked, not decided.
+    #[serde(default)]
+    pub invalid: Option<String>,
+    /// Other keys whose intent or parking this work settles (a booking's
+    /// event key once the event is mapped to its interview).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_settle: Vec<WorkKey>,
+}
+
+/// A HITO-Link record replaces what is known only if it is newer: a page
+/// may hold one record twice, or a stale copy after a fresh one, and the
+/// highest version is the truth whatever the order.
+pub(crate) fn newer_interview(old: &Obs<Interview>, new: &Interview) -> bool {
+    match old {
+        Obs::Now(o) => new.version >= o.version,
+        Obs::NoNews | Obs::Gone => true,
+    }
+}
+
+/// The same for events: the latest `updated`, then the higher `sequence`,
+/// then the ETag, so the choice never depends on where in a page an event
+/// stood.
+pub(crate) fn newer_event(old: &CalendarEvent, new: &CalendarEvent) -> bool {
+    (new.updated, new.sequence, &new.etag) >= (old.updated, old.sequence, &old.etag)
+}
+
+/// Where a record stands in the order of work: interviews still to come,
+/// soonest first; then those without a time; then past ones, latest
+/// first. Fixed when the record is read, so an interrupted cycle resumes in
+/// the same order.
+pub(crate) fn order_key(item: &WorkItem, now: DateTime<Utc>) -> Vec<u8> {
+    let start = item
+        .h
+        .now()
+        .and_then(|iv| iv.slot)
+        .or_else(|| item.g.now().and_then(|e| e.slot))
+        .or_else(|| item.claimants.iter().find_map(|e| e.slot))
+        .map(|s| s.start);
+    let (class, rank): (u8, u64) = match start {
+        Some(t) if t >= now => (0, t.timestamp().max(0) as u64),
+        None => (1, 0),
+        Some(t) => (2, u64::MAX - t.timestamp().max(0) as u64),
+    };
+    let mut k = Vec::with_capacity(9);
+    k.push(class);
+    k.extend_from_slice(&rank.to_be_bytes());
+    k
+}
+
+/// Where a cycle keeps its work: in the store (a real cycle), or in memory
+/// (a dry run, which must change nothing).
+pub(crate) enum WorkSet<'a> {
+    Store(&'a Store),
+    Memory(Mutex<MemoryWork>),
+}
+
+#[derive(Default)]
+pub(crate) struct MemoryWork {
+    items: HashMap<WorkKey, (Vec<u8>, WorkItem)>,
+    order: BTreeMap<Vec<u8>, WorkKey>,
+}
+
+fn index_key(order: &[u8], key: &WorkKey) -> Vec<u8> {
+    let mut k = order.to_vec();
+    k.push(0);
+    k.extend_from_slice(key.to_string().as_bytes());
+    k
+}
+
+impl<'a> WorkSet<'a> {
+    /// A dry run's work: what the store holds, plus what it reads.
+    pub(crate) fn memory_from(store: &Store) -> Result<WorkSet<'a>, StateError> {
+        let mut mem = MemoryWork::default();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch = store.work_batch(after.as_deref(), 500)?;
+            let Some((last, _)) = batch.last() else { break };
+            after = Some(last.clone());
+            for (_, key) in batch {
+                if let Some(item) = store.work::<WorkItem>(&key)? {
+                    let order = order_key(&item, Utc::now());
+                    mem.order.insert(index_key(&order, &key), key.clone());
+                    mem.items.insert(key, (order, item));
+                }
+            }
+        }
+        Ok(WorkSet::Memory(Mutex::new(mem)))
+    }
+
+    pub(crate) fn get(&self, key: &WorkKey) -> Result<Option<WorkItem>, StateError> {
+        match self {
+            WorkSet::Store(s) => s.work(key),
+            WorkSet::Memory(m) => Ok(lock(m).items.get(key).map(|(_, i)| i.clone())),
+        }
+    }
+
+    pub(crate) fn put(
+        &self,
+        key: &WorkKey,
+        item: &WorkItem,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let order = order_key(item, now);
+        match self {
+            WorkSet::Store(s) => s.put_work(key, &order, item),
+            WorkSet::Memory(m) => {
+                let mut m = lock(m);
+                if let Some((old, _)) = m.items.get(key) {
+                    let old = index_key(old, key);
+                    m.order.remove(&old);
+                }
+                m.order.insert(index_key(&order, key), key.clone());
+                m.items.insert(key.clone(), (order, item.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Up to `limit` keys in order after `after`.
+    pub(crate) fn batch(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, WorkKey)>, StateError> {
+        match self {
+            WorkSet::Store(s) => s.work_batch(after, limit),
+            WorkSet::Memory(m) => {
+                let m = lock(m);
+                let range = match after {
+                    Some(a) => m.order.range::<[u8], _>((
+                        std::ops::Bound::Excluded(a),
+                        std::ops::Bound::Unbounded,
+                    )),
+                    None => m.order.range::<[u8], _>(..),
+                };
+                Ok(range
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect())
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            WorkSet::Store(s) => s.work_count(),
+            WorkSet::Memory(m) => lock(m).items.len(),
+        }
+    }
+
+    pub(crate) fn flush(&self) -> Result<(), StateError> {
+        match self {
+            WorkSet::Store(s) => s.flush_work(),
+            WorkSet::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// The memory set is only ever touched by one task at a time; a poisoned
+/// lock means a panic elsewhere already ended the dry run, and its data
+/// is still what it was.
+fn lock(m: &Mutex<MemoryWork>) -> std::sync::MutexGuard<'_, MemoryWork> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
