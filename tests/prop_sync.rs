@@ -216,6 +216,15 @@ enum Op {
         edit: bool,
         n: u8,
     },
+    /// An admin clears or changes an interview's external_event_id.
+    HlRelink {
+        pick: u8,
+        clear: bool,
+    },
+    /// Someone copies a managed event, properties and all: a look-alike.
+    GCopy {
+        pick: u8,
+    },
     Fault {
         google: bool,
         kind: u8,
@@ -252,6 +261,8 @@ fn edit_op() -> impl Strategy<Value = Op> {
         2 => (any::<u8>(), any::<bool>(), 0..4u8).prop_map(|(pick, candidate, response)| Op::GReply { pick, candidate, response }),
         1 => (0..2u8, 1..6u8, 9..18u8).prop_map(|(app, day, hour)| Op::GBooking { app, day, hour }),
         1 => (any::<bool>(), 0..3u8).prop_map(|(edit, n)| Op::GNoise { edit, n }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, clear)| Op::HlRelink { pick, clear }),
+        1 => any::<u8>().prop_map(|pick| Op::GCopy { pick }),
     ]
 }
 
@@ -290,6 +301,8 @@ struct World {
 #[derive(Default)]
 struct Noise {
     ids: Mutex<Vec<String>>,
+    /// Copies of managed events (look-alikes): never to be written.
+    copies: Mutex<Vec<String>>,
     seq: std::sync::atomic::AtomicU32,
 }
 
@@ -514,6 +527,44 @@ impl World {
                     }),
                 );
             }
+            Op::HlRelink { pick, clear } => {
+                if let Some(id) = World::pick(&ivs, *pick) {
+                    let to = if *clear {
+                        Value::Null
+                    } else {
+                        json!("someotherevent0")
+                    };
+                    let _ = h.admin_edit(&id, &json!({"external_event_id": to}));
+                }
+            }
+            Op::GCopy { pick } => {
+                let managed: Vec<Value> = g
+                    .events(ORGANIZER)
+                    .into_iter()
+                    .filter(|e| e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string())
+                    .filter(|e| !noise.copies.lock().unwrap().iter().any(|c| e["id"] == c.as_str()))
+                    .collect();
+                if let Some(orig) = World::pick(&managed, *pick) {
+                    let seq = noise.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                    let mut copy = json!({
+                        "id": format!("copy{seq:05}"),
+                        "summary": orig["summary"],
+                        "start": orig["start"],
+                        "end": orig["end"],
+                        "extendedProperties": orig["extendedProperties"],
+                    });
+                    if orig["status"] == "cancelled" {
+                        copy["status"] = json!("cancelled");
+                    }
+                    if let Ok(ev) = g.ui_create(ORGANIZER, copy) {
+                        noise
+                            .copies
+                            .lock()
+                            .unwrap()
+                            .push(ev["id"].as_str().unwrap().to_string());
+                    }
+                }
+            }
             Op::GNoise { edit, n } => {
                 let existing = noise.ids.lock().unwrap().clone();
                 if *edit && !existing.is_empty() {
@@ -677,9 +728,14 @@ fn check(w: &World) -> Result<(), String> {
     let events = w.g.events(ORGANIZER);
     let records = w.h.interviews();
     let p = policy();
+    let copies: HashSet<String> = w.noise.copies.lock().unwrap().iter().cloned().collect();
     // 2. no duplicates: one event per interview, one interview per event
+    // (a user's copy of an event is a look-alike, not hitosync's duplicate)
     let mut per_interview: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for e in &events {
+        if copies.contains(e["id"].as_str().unwrap_or("")) {
+            continue;
+        }
         if let Some(iid) = e["extendedProperties"]["private"]["hitolinkInterviewId"].as_str() {
             per_interview.entry(iid.to_string()).or_default().push(e);
         }
@@ -689,9 +745,13 @@ fn check(w: &World) -> Result<(), String> {
             return Err(format!("{} events for {iid}", evs.len()));
         }
     }
+    // (an admin may point interviews that have no event at any name; only
+    // names of events that exist can be duplicates)
     let mut per_event: BTreeMap<String, usize> = BTreeMap::new();
     for r in &records {
-        if let Some(e) = &r.external_event_id {
+        if let Some(e) = &r.external_event_id
+            && events.iter().any(|ev| ev["id"] == e.as_str())
+        {
             *per_event.entry(e.clone()).or_default() += 1;
         }
     }
@@ -730,6 +790,13 @@ fn check(w: &World) -> Result<(), String> {
                     return Err(format!(
                         "{} is on in HITO-Link but its event is cancelled",
                         iv.id
+                    ));
+                }
+                // both halves of the link name each other
+                if iv.external_event_id.as_deref() != e["id"].as_str() {
+                    return Err(format!(
+                        "{}: external_event_id is {:?}, its event is {}",
+                        iv.id, iv.external_event_id, e["id"]
                     ));
                 }
                 let slot = iv.slot.unwrap();
@@ -784,8 +851,9 @@ fn check(w: &World) -> Result<(), String> {
     if !store.intents().map_err(|e| e.to_string())?.is_empty() {
         return Err("unfinished intents after the quiet period".into());
     }
-    // 5. unmanaged events: no API write ever touched them
-    let noise_ids = w.noise.ids.lock().unwrap().clone();
+    // 5. unmanaged events and look-alikes: no API write ever touched them
+    let mut noise_ids = w.noise.ids.lock().unwrap().clone();
+    noise_ids.extend(copies.iter().cloned());
     let noise: HashSet<&str> = noise_ids.iter().map(String::as_str).collect();
     for wr in w.g.writes() {
         if matches!(wr.method, "insert" | "patch" | "update" | "delete")
@@ -949,6 +1017,37 @@ fn regression_booking_crashes_then_delete() {
         Op::Crash { after: 6 },
         Op::Cycle,
         Op::HlDelete { pick: 164 },
+    ];
+    assert_eq!(rt.block_on(history(ops)), Ok(()));
+}
+
+/// Found by the property test: an interviewer's answer set back to
+/// needsAction in the calendar (as Google does when a time changes) was
+/// read as no news, and the event kept showing it while both sides had
+/// agreed on "accepted". The event is now put right, once.
+#[test]
+fn regression_an_answer_reset_to_needs_action_is_put_right() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reply = |response| Op::GReply {
+        pick: 0,
+        candidate: false,
+        response,
+    };
+    let ops = vec![
+        Op::HlCreate {
+            app: 0,
+            day: 1,
+            hour: 9,
+            scheduled: true,
+            both: false,
+        },
+        Op::Cycle,
+        reply(1),
+        Op::Cycle,
+        reply(0),
     ];
     assert_eq!(rt.block_on(history(ops)), Ok(()));
 }

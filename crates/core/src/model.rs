@@ -469,6 +469,10 @@ pub struct CalendarEvent {
     pub private_properties: BTreeMap<String, String>,
     pub sequence: i64,
     pub updated: Option<DateTime<Utc>>,
+    /// When the event was made: among events claiming one interview with
+    /// nothing else to tell them apart, the first made is the original.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
     /// None where Google did not say (tombstones carry only an id).
     #[serde(default)]
     pub organizer: Option<Organizer>,

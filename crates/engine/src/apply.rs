@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span, warn};
 
-use hitosync_core::reconcile::{Case, Decision, HitolinkOp, decide_among};
+use hitosync_core::reconcile::{Case, Decision, HitolinkOp, decide_among, derived_event_id};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
 use hitosync_state::{Commit, HistoryEntry, Intent, StateError, WorkKey};
@@ -176,6 +176,18 @@ impl Engine<'_> {
             }
             return Ok(());
         }
+        let item = match self.with_named_event(key, item).await {
+            Ok(item) => item,
+            Err(e) if !e.is_cycle_ending() => {
+                if !dry {
+                    let reason = format!("reading the event the interview names failed: {e}");
+                    self.store.park(key, &reason, ctx.now)?;
+                }
+                report.parked += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let d = self.decide_item(key, &item)?;
         let bookkeeping = d.is_bookkeeping();
         match pass {
@@ -242,6 +254,38 @@ impl Engine<'_> {
             report.applied += 1;
         }
         Ok(())
+    }
+
+    /// An interview hitosync does not map yet may name an event that is not
+    /// under its derived ID: a booking's event whose answer was lost, or
+    /// whatever an admin typed. That event is read (one request, only in
+    /// this case) and handed to the decision among the claimants, which
+    /// adopts it only if it is this interview's.
+    async fn with_named_event(
+        &self,
+        key: &WorkKey,
+        mut item: WorkItem,
+    ) -> Result<WorkItem, EngineError> {
+        let (WorkKey::Interview(id), Some(iv)) = (key, item.h.now()) else {
+            return Ok(item);
+        };
+        let Some(named) = iv.external_event_id.clone() else {
+            return Ok(item);
+        };
+        let known = named == derived_event_id(id)
+            || item.g.now().is_some_and(|e| e.id == named)
+            || item.claimants.iter().any(|e| e.id == named);
+        if known || self.store.record(id)?.is_some() {
+            return Ok(item);
+        }
+        match self.calendar.get(&named).await {
+            Ok(ev) => item.claimants.push(ev),
+            Err(GoogleError::NotFound { .. } | GoogleError::Gone { .. }) => {}
+            // A name Google rejects (not an event ID at all) is no event.
+            Err(GoogleError::Rejected { .. }) => {}
+            Err(e) => return Err(EngineError::Google(e)),
+        }
+        Ok(item)
     }
 
     /// Look-alikes are reported once (and kept for `status` and `inspect`).

@@ -4,7 +4,9 @@
 //! errors; what concerns one record comes back as a [`Step`].
 
 use hitosync_core::model::{CalendarEvent, EventStatus, Interview};
-use hitosync_core::reconcile::{Booking, CalendarOp, Decision, HitolinkOp, Notify, Op, Snapshot};
+use hitosync_core::reconcile::{
+    Booking, CalendarOp, Decision, HitolinkOp, Notify, Op, Snapshot, derived_event_id,
+};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::{HitolinkError, InterviewPatch, NewInterview};
 
@@ -84,6 +86,23 @@ impl Engine<'_> {
                                 && let Some(other) = e.interview_id()
                                 && other != iid
                             {
+                                // The interview named an event that is
+                                // another's (an admin's edit): make its own
+                                // under the derived ID, and the write-back
+                                // sets the name right.
+                                if matches!(c, CalendarOp::Insert { .. })
+                                    && c.event_id() != derived_event_id(iid)
+                                    && let Obs::Now(iv) = h
+                                {
+                                    let mut iv = iv.clone();
+                                    iv.external_event_id = None;
+                                    return Ok(Step::Again {
+                                        h: Box::new(Obs::Now(iv)),
+                                        g: Box::new(Obs::NoNews),
+                                        interview_id: interview_id.clone(),
+                                        writes,
+                                    });
+                                }
                                 return Ok(Step::Park(format!(
                                     "the event ID {} is taken by interview {other}; hitosync cannot make this interview's event there",
                                     e.id

@@ -365,6 +365,7 @@ pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
             .unwrap_or_default(),
         sequence: ev.sequence.unwrap_or(0) as i64,
         updated: ev.updated,
+        created: ev.created,
         organizer: ev.organizer.map(|o| Organizer {
             email: o.email.map(|e| e.to_ascii_lowercase()),
             is_self: o.self_.unwrap_or(false),

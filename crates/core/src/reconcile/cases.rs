@@ -13,11 +13,12 @@ use super::{Policy, Seen};
 use crate::model::{CalendarEvent, EventShape, EventStatus, Interview};
 
 /// Which of the events that claim an interview is its event, and which are
-/// look-alikes. The choice depends only on IDs, never on the order events
-/// came in: the mapped event when there is a mapping; without one, the
+/// look-alikes. The choice depends only on the events, never on the order
+/// they came in: the mapped event when there is a mapping; without one, the
 /// event under the derived ID, else the event the interview names (a
-/// booking), provided it claims this interview or nothing yet. Foreign
-/// events and instances of a series are never chosen.
+/// booking), provided it claims this interview or nothing yet, else the
+/// first made of those that claim it. Foreign events and instances of a
+/// series are never chosen.
 pub(super) fn choose<'a>(
     interview_id: &str,
     snapshot: Option<&Snapshot>,
@@ -46,6 +47,16 @@ pub(super) fn choose<'a>(
                 .or_else(|| {
                     let named = iv.and_then(|i| i.external_event_id.as_deref())?;
                     all.iter().filter(eligible).find(|e| e.id == named)
+                })
+                // Neither (a store lost after an admin renamed the link):
+                // the first made of the organizer's events that carry the
+                // interview's ID is the original; a second event for the
+                // interview would be a duplicate.
+                .or_else(|| {
+                    all.iter()
+                        .filter(eligible)
+                        .filter(|e| e.interview_id() == Some(interview_id))
+                        .min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)))
                 })
                 .copied()
         }
@@ -132,7 +143,8 @@ pub(super) fn decide_mapped(
             if !repair_time
                 && calendar_view(ev, &snap.fields, snap.candidate_email.as_deref())
                     == snap.fields
-                && (ev.status == EventStatus::Cancelled || carries_agreement(ev, snap)) =>
+                && (ev.status == EventStatus::Cancelled
+                    || (carries_agreement(ev, snap) && shows_agreed_answers(ev, snap))) =>
         {
             Side::Same(Some(ev))
         }
@@ -203,6 +215,22 @@ pub(super) fn decide_mapped(
 fn carries_agreement(ev: &CalendarEvent, snap: &Snapshot) -> bool {
     ev.interview_id() == Some(snap.interview_id.as_str())
         && ev.private_properties.get(AGREED_DIGEST_PROPERTY) == Some(&snap.fields.digest())
+}
+
+/// The event shows the agreed answers. An answer Google reset to
+/// needsAction is not news (the view ignores it), but the event is still
+/// put right, once, so the calendar shows what both sides agreed.
+fn shows_agreed_answers(ev: &CalendarEvent, snap: &Snapshot) -> bool {
+    let shown = |email: &str| {
+        ev.attendees
+            .iter()
+            .find(|a| a.is_guest() && a.email.eq_ignore_ascii_case(email))
+            .map(|a| a.response)
+    };
+    snap.fields
+        .responses
+        .iter()
+        .all(|(email, agreed)| shown(email).is_none_or(|r| r == *agreed))
 }
 
 fn refused(snap: &Snapshot, reason: String) -> Decision {
@@ -336,15 +364,13 @@ fn book(ev: &CalendarEvent, booking: Booking) -> Decision {
 
 fn create_event(iv: &Interview, policy: &Policy) -> Decision {
     let fields = hitolink_view(iv, policy);
-    // The event the interview names (a booking's, whose answer may have
-    // been lost), else the derived ID: a retry after a crash or a lost
-    // store then meets 409 and adopts instead of making a second event. A
-    // name that cannot be a Google event ID is not taken.
-    let event_id = iv
-        .external_event_id
-        .clone()
-        .filter(|e| is_event_id(e))
-        .unwrap_or_else(|| derived_event_id(&iv.id));
+    // Always the derived ID: a retry after a crash, or after the store was
+    // lost, then meets 409 and adopts instead of making a second event.
+    // The event the interview names (a booking's) is not taken on trust: an
+    // admin may have named anything; the engine reads it and hands it in
+    // among the claimants, and `choose` adopts it when it is this
+    // interview's.
+    let event_id = derived_event_id(&iv.id);
     let pres = presentation(iv, policy);
     let Some(draft) = draft(iv, &pres, &fields, &[]).filter(|_| !fields.cancelled) else {
         return Decision::nothing(
@@ -520,8 +546,3 @@ fn refresh_observed(s: &mut Snapshot, iv: Option<&Interview>, ev: Option<&Calend
     }
 }
 
-/// Google's rule for event IDs (Events: insert, `id`): base32hex
-/// characters, lowercase, 5 to 1024 of them.
-fn is_event_id(id: &str) -> bool {
-    (5..=1024).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'a'..=b'v' | b'0'..=b'9'))
-}

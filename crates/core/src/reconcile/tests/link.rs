@@ -218,3 +218,30 @@ fn the_digest_and_the_snapshot_format_are_pinned() {
     let back: Snapshot = serde_json::from_str(&old).unwrap();
     assert_eq!(back.link, LinkHalf::Unknown);
 }
+
+#[test]
+fn without_a_derived_or_named_event_the_first_made_claimant_is_taken() {
+    // A booking whose interview an admin pointed elsewhere, then the store
+    // was lost: the booking's event is the original, a later copy is not.
+    let p = policy();
+    let (_snap, mut iv, ev) = agreed(&p);
+    iv.external_event_id = Some("someotherevent0".into());
+    let original = CalendarEvent {
+        created: Some(t("2026-11-01T09:00:00+09:00")),
+        ..copy_of(&ev, "ui00000001abc")
+    };
+    let later = CalendarEvent {
+        created: Some(t("2026-11-10T09:00:00+09:00")),
+        ..copy_of(&ev, "c0pee0fthe0ne")
+    };
+    for claimants in [
+        vec![original.clone(), later.clone()],
+        vec![later.clone(), original.clone()],
+    ] {
+        let d = decide_among(None, Seen::Now(&iv), Seen::NoNews, &claimants, &p);
+        assert_eq!(d.case, Case::Adopt, "{d:?}");
+        assert_eq!(d.event_id.as_deref(), Some("ui00000001abc"));
+        assert_eq!(d.lookalikes.len(), 1);
+        assert!(d.hitolink_ops().any(|o| matches!(o, HitolinkOp::WriteBackLink { .. })));
+    }
+}
