@@ -190,6 +190,11 @@ impl InProcessHitolink {
 }
 
 fn h_err(e: HApiError, what: &str) -> HitolinkError {
+    if e.disconnect {
+        return HitolinkError::Transient(format!(
+            "{what}: connection closed before a response"
+        ));
+    }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HitolinkError::from_parts(
         status,
