@@ -65,13 +65,7 @@ impl<F: Copy> FaultPlan<F> {
     }
 
     /// Queues `count` firings of `fault` for calls matching `on`.
-    pub fn push(
-        &mut self,
-        on: &str,
-        phase: Phase,
-        fault: F,
-        count: usize,
-    ) -> Result<(), BadFault> {
+    pub fn push(&mut self, on: &str, phase: Phase, fault: F, count: usize) -> Result<(), BadFault> {
         if on != ANY && on != WRITES && !self.calls.iter().any(|(c, _)| *c == on) {
             let known: Vec<&str> = self.calls.iter().map(|(c, _)| *c).collect();
             return Err(BadFault(format!(
@@ -134,7 +128,11 @@ mod tests {
         p.push("insert", Phase::After, 1, 2).unwrap();
         p.push(ANY, Phase::Before, 2, 1).unwrap();
         p.push(WRITES, Phase::After, 3, 1).unwrap();
-        assert_eq!(p.take("list", Phase::After), None, "reads are never applied");
+        assert_eq!(
+            p.take("list", Phase::After),
+            None,
+            "reads are never applied"
+        );
         assert_eq!(p.take("list", Phase::Before), Some(2));
         assert_eq!(p.take("list", Phase::Before), None);
         assert_eq!(p.take("patch", Phase::After), Some(3));

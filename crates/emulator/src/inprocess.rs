@@ -52,6 +52,9 @@ impl InProcessGoogle {
 }
 
 fn g_err(e: GApiError, id: &str) -> GoogleError {
+    if e.disconnect {
+        return GoogleError::Transient(format!("event {id}: connection closed before a response"));
+    }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     GoogleError::from_response(
         status,
@@ -191,9 +194,7 @@ impl InProcessHitolink {
 
 fn h_err(e: HApiError, what: &str) -> HitolinkError {
     if e.disconnect {
-        return HitolinkError::Transient(format!(
-            "{what}: connection closed before a response"
-        ));
+        return HitolinkError::Transient(format!("{what}: connection closed before a response"));
     }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HitolinkError::from_parts(

@@ -103,7 +103,10 @@ mod tests {
     #[tokio::test]
     async fn a_marked_answer_closes_the_connection_without_a_status_line() {
         let router = axum::Router::new()
-            .route("/drop", axum::routing::get(|| async { dropped_connection() }))
+            .route(
+                "/drop",
+                axum::routing::get(|| async { dropped_connection() }),
+            )
             .route("/ok", axum::routing::get(|| async { "fine" }));
         let (addr, task) = serve(router, "127.0.0.1:0".parse().unwrap(), "test")
             .await

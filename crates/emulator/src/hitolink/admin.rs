@@ -13,7 +13,6 @@ use super::state::{
 use super::writes::{apply_decline, apply_patch};
 
 impl HitolinkEmulator {
-
     /// A recruiter creates an interview. `fields` may set anything of the
     /// record but the server's own fields; application and step default to
     /// the first known ones.
@@ -129,5 +128,4 @@ impl HitolinkEmulator {
     pub fn interviews(&self) -> Vec<InterviewRecord> {
         lock(&self.state).interviews.values().cloned().collect()
     }
-
 }

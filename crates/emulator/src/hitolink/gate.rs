@@ -145,7 +145,10 @@ impl super::state::State {
         match self.faults.take(call, Phase::After) {
             None => Ok(ok),
             Some(f) => {
-                *self.counters.entry("faults_after_apply".into()).or_default() += 1;
+                *self
+                    .counters
+                    .entry("faults_after_apply".into())
+                    .or_default() += 1;
                 Err(f.error())
             }
         }

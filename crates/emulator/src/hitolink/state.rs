@@ -48,7 +48,11 @@ impl ApiError {
     pub fn dropped() -> ApiError {
         ApiError {
             disconnect: true,
-            ..ApiError::new(0, "disconnected", "the connection was closed without an answer")
+            ..ApiError::new(
+                0,
+                "disconnected",
+                "the connection was closed without an answer",
+            )
         }
     }
     pub(super) fn invalid(message: impl Into<String>) -> ApiError {
@@ -167,7 +171,6 @@ pub(super) fn instant(value: &str) -> Option<DateTime<Utc>> {
 
 pub(super) const RESPONSES: &[&str] = &["needs_action", "accepted", "tentative", "declined"];
 
-
 impl HitolinkEmulator {
     pub fn new(token: &str, seed: Seed) -> HitolinkEmulator {
         let mut st = State {
@@ -227,7 +230,6 @@ impl HitolinkEmulator {
             state: Mutex::new(st),
         }
     }
-
 }
 
 impl State {

@@ -189,12 +189,18 @@ fn faults_after_apply_keep_the_write() {
         .decline(&id, Some("2"), Some("d1"), &json!({"by": "candidate"}))
         .unwrap_err();
     assert_eq!((e.status, e.retry_after), (429, Some(3)));
-    assert_eq!(emu.get(&id).unwrap().body["status"], json!("candidate_declined"));
+    assert_eq!(
+        emu.get(&id).unwrap().body["status"],
+        json!("candidate_declined")
+    );
     // a latency cannot fire after the answer; a typo names no call
     assert!(
         emu.inject_on("patch", Phase::After, Fault::Latency { millis: 1 }, 1)
             .is_err()
     );
-    assert!(emu.inject_on("pach", Phase::Before, Fault::ServerError, 1).is_err());
+    assert!(
+        emu.inject_on("pach", Phase::Before, Fault::ServerError, 1)
+            .is_err()
+    );
     assert_eq!(emu.pending_faults(), 0);
 }

@@ -17,7 +17,6 @@ use super::state::{
 };
 
 impl HitolinkEmulator {
-
     /// `POST /v1/interviews`: a booking made in the calendar.
     pub fn create(&self, idempotency_key: Option<&str>, body: &Value) -> Result<Answer, ApiError> {
         let mut st = lock(&self.state);
@@ -192,7 +191,10 @@ pub(super) fn required_key(key: Option<&str>) -> Result<&str, ApiError> {
     })
 }
 
-pub(super) fn check_version(current: &InterviewRecord, if_match: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn check_version(
+    current: &InterviewRecord,
+    if_match: Option<&str>,
+) -> Result<(), ApiError> {
     let Some(tag) = if_match else {
         return Err(ApiError::new(
             428,
@@ -393,7 +395,10 @@ pub(super) fn patch_interviewers(
     Ok(out)
 }
 
-pub(super) fn apply_decline(current: &InterviewRecord, body: &Value) -> Result<InterviewRecord, ApiError> {
+pub(super) fn apply_decline(
+    current: &InterviewRecord,
+    body: &Value,
+) -> Result<InterviewRecord, ApiError> {
     let by = body
         .get("by")
         .and_then(|v| v.as_str())
