@@ -1,7 +1,6 @@
 //! Unit tests of the Calendar state machine, driven without HTTP. The
 //! HTTP-level conformance tests are in the workspace's tests/emulator_google.rs.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::state::Json;
