@@ -177,18 +177,15 @@ impl Filters {
         // "timeMax: Upper bound (exclusive) for an event's start time".
         // Tombstones without times pass; a series is kept while its first
         // instance starts before timeMax.
-        let end_ok = match (self.time_min, event_end(item)) {
-            (Some(min), Some(end)) if !recurrence::is_master(item) => end > min,
-            _ => true,
-        };
-        let start_ok = match (self.time_max, event_start(item)) {
-            (Some(max), Some(start)) => start < max,
-            _ => true,
-        };
-        let updated_ok = match (self.updated_min, s("updated")) {
-            (Some(min), Some(u)) => DateTime::parse_from_rfc3339(u).is_ok_and(|u| u >= min),
-            _ => true,
-        };
+        let end_ok = self.time_min.is_none_or(|min| {
+            recurrence::is_master(item) || event_end(item).is_none_or(|end| end > min)
+        });
+        let start_ok = self
+            .time_max
+            .is_none_or(|max| event_start(item).is_none_or(|start| start < max));
+        let updated_ok = self.updated_min.is_none_or(|min| {
+            s("updated").is_none_or(|u| DateTime::parse_from_rfc3339(u).is_ok_and(|u| u >= min))
+        });
         let uid_ok = self
             .i_cal_uid
             .as_deref()
