@@ -323,3 +323,39 @@ pub async fn real_clients_paged(
     );
     (calendar, hitolink)
 }
+
+/// One raw HTTP request to an emulator, as a test peer's conformance tests
+/// send them: `Ok((status, JSON body or null))`, or `Err` when the
+/// connection closed without an answer (what a dropped-connection fault
+/// does).
+pub async fn http(
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String> {
+    // A client per request: a pooled connection must not outlive the test's
+    // runtime, and a dropped connection must not poison the next request.
+    let client = hitosync_net::http::client();
+    let headers: Vec<(http::HeaderName, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.to_string(),
+            )
+        })
+        .collect();
+    let resp =
+        hitosync_net::http::send(&client, method, url, &headers, body.map(|b| b.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+    let json = if resp.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&resp.body).into_owned())
+        })
+    };
+    Ok((resp.status.as_u16(), json))
+}

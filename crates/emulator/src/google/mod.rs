@@ -1,14 +1,36 @@
 //! The Google side's test peer: Calendar API v3 and Google's OAuth token
 //! endpoint, as documented, on one HTTP server.
 
+mod admin;
+pub mod auth;
+pub mod error;
+mod events;
+pub mod gate;
+pub mod html;
 pub mod http;
+mod http_admin;
+pub mod invitations;
+pub mod listing;
+mod recurrence;
 pub mod state;
+mod store;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use state::{ApiError, AuthSetup, Fault, GoogleEmulator, ListQuery, Principal, WriteRecord};
+pub use crate::faults::Phase;
+pub use auth::AuthSetup;
+pub use error::ApiError;
+pub use gate::Fault;
+pub use invitations::InvitationLimit;
+pub use listing::ListQuery;
+pub use state::{GoogleEmulator, Principal, Switches, WriteRecord};
+pub use validate::valid_event_id;
 
 use hitosync_config::CALENDAR_SCOPE;
 use hitosync_google::auth::{KeyError, p12_certificate};
@@ -28,7 +50,7 @@ pub fn setup_from_p12(
     })?;
     let cert = p12_certificate(p12, &bytes, password)?;
     let public_key =
-        state::public_key_of_certificate(&cert).map_err(|_| KeyError::NoPrivateKey {
+        auth::public_key_of_certificate(&cert).map_err(|_| KeyError::NoPrivateKey {
             path: p12.to_path_buf(),
         })?;
     Ok(AuthSetup {

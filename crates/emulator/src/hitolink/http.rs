@@ -12,12 +12,17 @@ use axum::routing::{get, patch, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::state::{Answer, ApiError, Application, Fault, HitolinkEmulator, User};
+use super::gate::Fault;
+use super::state::{Answer, ApiError, Application, HitolinkEmulator, User};
+use crate::faults::Phase;
 
 type Emu = Arc<HitolinkEmulator>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.disconnect {
+            return crate::dropped_connection();
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(self.body)).into_response();
         if let Some(secs) = self.retry_after
@@ -197,20 +202,34 @@ async fn invalidate(State(emu): State<Emu>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// `{"fault": {"kind": ...}, "count": 1, "on": "any", "phase": "before"}`;
+/// `on` is `any`, `writes` or a call (`create`, `patch`, `decline`, ...),
+/// `phase` is `before` (nothing applied) or `after` (applied, answer lost).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Inject {
     fault: Fault,
     #[serde(default = "one")]
     count: usize,
+    #[serde(default = "any")]
+    on: String,
+    #[serde(default)]
+    phase: Phase,
 }
 
 fn one() -> usize {
     1
 }
 
-async fn inject(State(emu): State<Emu>, axum::Json(i): axum::Json<Inject>) -> StatusCode {
-    emu.inject(i.fault, i.count);
-    StatusCode::NO_CONTENT
+fn any() -> String {
+    crate::faults::ANY.into()
+}
+
+async fn inject(State(emu): State<Emu>, axum::Json(i): axum::Json<Inject>) -> Response {
+    match emu.inject_on(&i.on, i.phase, i.fault, i.count) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::new(400, "bad_fault", &e.to_string()).into_response(),
+    }
 }
 
 async fn clear_faults(State(emu): State<Emu>) -> StatusCode {

@@ -1,13 +1,22 @@
 //! The HITO-Link side's test peer: the interview API of HITOLINK-API.md.
 
+mod admin;
+mod feed;
+pub mod gate;
 pub mod http;
 pub mod state;
+mod writes;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use state::{Answer, ApiError, Application, Fault, HitolinkEmulator, Seed, User};
+pub use crate::faults::Phase;
+pub use gate::Fault;
+pub use state::{Answer, ApiError, Application, HitolinkEmulator, Seed, User};
 
 /// Reads a `--seed` file: `{"applications": [...], "interviews": [...]}`,
 /// optionally with `users` and `selection_steps`.
