@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 use hitosync::config::SyncConfig;
+use hitosync::emulator::faults::Phase;
 use hitosync::emulator::google::{Fault as GFault, GoogleEmulator};
 use hitosync::emulator::hitolink::{Fault as HFault, HitolinkEmulator};
 use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
@@ -230,6 +231,35 @@ enum Op {
         kind: u8,
         count: u8,
     },
+    /// The next write of a kind is applied, then its answer fails (500,
+    /// 429 or a dropped connection); with `crash_after`, the cycle that
+    /// meets it also dies at that call.
+    AfterApply {
+        google: bool,
+        on: u8,
+        kind: u8,
+        crash_after: Option<u8>,
+    },
+    /// A colleague's invitation lands on the calendar: carrying an
+    /// interview's ID (a look-alike) or a booking marker, never to be
+    /// written.
+    GInvite {
+        pick: u8,
+        marker: bool,
+    },
+    /// The organizer turns an event into a series, or drags it to all-day.
+    GReshape {
+        pick: u8,
+        recurring: bool,
+    },
+    /// The organizer opens an event in the web editor and saves it.
+    GWebEdit {
+        pick: u8,
+    },
+    /// A booking marker on a recurring series: never a booking.
+    GRecurringBooking {
+        app: u8,
+    },
     Invalidate {
         google: bool,
     },
@@ -263,6 +293,10 @@ fn edit_op() -> impl Strategy<Value = Op> {
         1 => (any::<bool>(), 0..3u8).prop_map(|(edit, n)| Op::GNoise { edit, n }),
         1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, clear)| Op::HlRelink { pick, clear }),
         1 => any::<u8>().prop_map(|pick| Op::GCopy { pick }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, marker)| Op::GInvite { pick, marker }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, recurring)| Op::GReshape { pick, recurring }),
+        1 => any::<u8>().prop_map(|pick| Op::GWebEdit { pick }),
+        1 => (0..2u8).prop_map(|app| Op::GRecurringBooking { app }),
     ]
 }
 
@@ -271,6 +305,8 @@ fn op() -> impl Strategy<Value = Op> {
         12 => edit_op(),
         4 => Just(Op::Cycle),
         1 => (any::<bool>(), 0..3u8, 1..4u8).prop_map(|(google, kind, count)| Op::Fault { google, kind, count }),
+        3 => (any::<bool>(), 0..3u8, 0..3u8, prop::option::weighted(0.5, 0..20u8))
+            .prop_map(|(google, on, kind, crash_after)| Op::AfterApply { google, on, kind, crash_after }),
         1 => any::<bool>().prop_map(|google| Op::Invalidate { google }),
         1 => (0..12u8, edit_op()).prop_map(|(after, e)| Op::Race { after, edit: Box::new(e) }),
         1 => (0..25u8).prop_map(|after| Op::Crash { after }),
@@ -527,6 +563,65 @@ impl World {
                     }),
                 );
             }
+            Op::GInvite { pick, marker } => {
+                let seq = noise.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut body = json!({
+                    "id": format!("invite{seq:05}"),
+                    "organizer": "colleague@example.co.jp",
+                    "summary": "打ち合わせ",
+                    "start": {"dateTime": t(2, 15, 0), "timeZone": "Asia/Tokyo"},
+                    "end": {"dateTime": t(2, 16, 0), "timeZone": "Asia/Tokyo"},
+                    "attendees": [{"email": ORGANIZER}],
+                });
+                if *marker {
+                    body["summary"] = json!("面接 HL:ap_1");
+                } else if let Some(iid) = World::pick(&ivs, *pick) {
+                    body["extendedProperties"] = json!({"private": {"hitolinkInterviewId": iid}});
+                }
+                if let Ok(ev) = g.ui_invite(ORGANIZER, body) {
+                    noise
+                        .ids
+                        .lock()
+                        .unwrap()
+                        .push(ev["id"].as_str().unwrap().to_string());
+                }
+            }
+            Op::GReshape { pick, recurring } => {
+                if let Some(id) = World::pick(&evs, *pick) {
+                    let fields = if *recurring {
+                        json!({"recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"],
+                               "start": {"timeZone": "Asia/Tokyo"}, "end": {"timeZone": "Asia/Tokyo"}})
+                    } else {
+                        json!({"start": {"date": "2026-12-04", "dateTime": null},
+                               "end": {"date": "2026-12-05", "dateTime": null}})
+                    };
+                    let _ = g.ui_edit(ORGANIZER, &id, fields);
+                }
+            }
+            Op::GWebEdit { pick } => {
+                if let Some(id) = World::pick(&evs, *pick) {
+                    let _ = g.web_editor_roundtrip(ORGANIZER, &id);
+                }
+            }
+            Op::GRecurringBooking { app } => {
+                let seq = noise.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                if let Ok(ev) = g.ui_create(
+                    ORGANIZER,
+                    json!({
+                        "id": format!("series{seq:05}"),
+                        "summary": format!("面接 HL:ap_{}", app + 1),
+                        "start": {"dateTime": t(4, 10, 0), "timeZone": "Asia/Tokyo"},
+                        "end": {"dateTime": t(4, 11, 0), "timeZone": "Asia/Tokyo"},
+                        "recurrence": ["RRULE:FREQ=DAILY;COUNT=2"],
+                    }),
+                ) {
+                    noise
+                        .ids
+                        .lock()
+                        .unwrap()
+                        .push(ev["id"].as_str().unwrap().to_string());
+                }
+            }
             Op::HlRelink { pick, clear } => {
                 if let Some(id) = World::pick(&ivs, *pick) {
                     let to = if *clear {
@@ -541,8 +636,17 @@ impl World {
                 let managed: Vec<Value> = g
                     .events(ORGANIZER)
                     .into_iter()
-                    .filter(|e| e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string())
-                    .filter(|e| !noise.copies.lock().unwrap().iter().any(|c| e["id"] == c.as_str()))
+                    .filter(|e| {
+                        e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string()
+                    })
+                    .filter(|e| {
+                        !noise
+                            .copies
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .any(|c| e["id"] == c.as_str())
+                    })
                     .collect();
                 if let Some(orig) = World::pick(&managed, *pick) {
                     let seq = noise.seq.fetch_add(1, Ordering::SeqCst) + 1;
@@ -679,6 +783,37 @@ impl World {
                     self.h.inject(f, n);
                 }
             }
+            Op::AfterApply {
+                google,
+                on,
+                kind,
+                crash_after,
+            } => {
+                if *google {
+                    let on = ["events.insert", "events.patch", "writes"][*on as usize];
+                    let f = [
+                        GFault::ServerError,
+                        GFault::TooManyRequests {
+                            retry_after_secs: 0,
+                        },
+                        GFault::Disconnect,
+                    ][*kind as usize];
+                    self.g.inject_on(on, Phase::After, f, 1).unwrap();
+                } else {
+                    let on = ["create", "patch", "decline"][*on as usize];
+                    let f = [
+                        HFault::ServerError,
+                        HFault::TooManyRequests {
+                            retry_after_secs: 0,
+                        },
+                        HFault::Disconnect,
+                    ][*kind as usize];
+                    self.h.inject_on(on, Phase::After, f, 1).unwrap();
+                }
+                if let Some(after) = crash_after {
+                    let _ = self.cycle(Some(*after as i64)).await;
+                }
+            }
             Op::Invalidate { google } => {
                 if *google {
                     self.g.invalidate_sync_tokens();
@@ -758,9 +893,17 @@ fn check(w: &World) -> Result<(), String> {
     if let Some((e, n)) = per_event.iter().find(|(_, n)| **n > 1) {
         return Err(format!("{n} interviews for event {e}"));
     }
-    // every live booking made one interview (nothing lost)
+    // every live booking made one interview (nothing lost); a marker on a
+    // series or an all-day event books nothing
     for e in &events {
+        let single_timed = e["recurrence"].as_array().is_none_or(|r| r.is_empty())
+            && e["start"]["dateTime"].is_string()
+            && e["recurringEventId"].is_null();
         if is_booking(e)
+            && single_timed
+            && e["organizer"]["email"]
+                .as_str()
+                .is_none_or(|o| o == ORGANIZER)
             && e["status"] != "cancelled"
             && !e["extendedProperties"]["private"]["hitolinkInterviewId"].is_string()
         {
@@ -790,6 +933,15 @@ fn check(w: &World) -> Result<(), String> {
                     return Err(format!(
                         "{} is on in HITO-Link but its event is cancelled",
                         iv.id
+                    ));
+                }
+                // a managed event stays a single timed event
+                if e["recurrence"].as_array().is_some_and(|r| !r.is_empty())
+                    || !e["start"]["dateTime"].is_string()
+                {
+                    return Err(format!(
+                        "{}: its event is not a single timed event: {} {}",
+                        iv.id, e["start"], e["recurrence"]
                     ));
                 }
                 // both halves of the link name each other

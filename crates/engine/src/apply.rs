@@ -349,7 +349,7 @@ impl Engine<'_> {
         first: Decision,
         report: &mut CycleReport,
     ) -> Result<Outcome, EngineError> {
-        let order = order_key(&item, ctx.now);
+        let order = order_key(key, &item, ctx.now);
         let WorkItem {
             mut h,
             mut g,

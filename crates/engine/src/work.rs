@@ -76,11 +76,12 @@ pub(crate) fn newer_event(old: &CalendarEvent, new: &CalendarEvent) -> bool {
     (new.updated, new.sequence, &new.etag) >= (old.updated, old.sequence, &old.etag)
 }
 
-/// Where a record stands in the order of work: interviews still to come,
-/// soonest first; then those without a time; then past ones, latest
-/// first. Fixed when the record is read, so an interrupted cycle resumes in
-/// the same order.
-pub(crate) fn order_key(item: &WorkItem, now: DateTime<Utc>) -> Vec<u8> {
+/// Where a record stands in the order of work: bookings made in the
+/// calendar first (they make the interviews others may refer to); then
+/// interviews still to come, soonest first; then those without a time;
+/// then past ones, latest first. Fixed when the record is read, so an
+/// interrupted cycle resumes in the same order.
+pub(crate) fn order_key(key: &WorkKey, item: &WorkItem, now: DateTime<Utc>) -> Vec<u8> {
     let start = item
         .h
         .now()
@@ -88,10 +89,11 @@ pub(crate) fn order_key(item: &WorkItem, now: DateTime<Utc>) -> Vec<u8> {
         .or_else(|| item.g.now().and_then(|e| e.slot))
         .or_else(|| item.claimants.iter().find_map(|e| e.slot))
         .map(|s| s.start);
-    let (class, rank): (u8, u64) = match start {
-        Some(t) if t >= now => (0, t.timestamp().max(0) as u64),
-        None => (1, 0),
-        Some(t) => (2, u64::MAX - t.timestamp().max(0) as u64),
+    let (class, rank): (u8, u64) = match (key, start) {
+        (WorkKey::Event(_), t) => (0, t.map(|t| t.timestamp().max(0) as u64).unwrap_or(0)),
+        (WorkKey::Interview(_), Some(t)) if t >= now => (1, t.timestamp().max(0) as u64),
+        (WorkKey::Interview(_), None) => (2, 0),
+        (WorkKey::Interview(_), Some(t)) => (3, u64::MAX - t.timestamp().max(0) as u64),
     };
     let mut k = Vec::with_capacity(9);
     k.push(class);
@@ -130,7 +132,7 @@ impl<'a> WorkSet<'a> {
             after = Some(last.clone());
             for (_, key) in batch {
                 if let Some(item) = store.work::<WorkItem>(&key)? {
-                    let order = order_key(&item, Utc::now());
+                    let order = order_key(&key, &item, Utc::now());
                     mem.order.insert(index_key(&order, &key), key.clone());
                     mem.items.insert(key, (order, item));
                 }
@@ -152,7 +154,7 @@ impl<'a> WorkSet<'a> {
         item: &WorkItem,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        let order = order_key(item, now);
+        let order = order_key(key, item, now);
         match self {
             WorkSet::Store(s) => s.put_work(key, &order, item),
             WorkSet::Memory(m) => {

@@ -34,31 +34,36 @@ pub(super) fn choose<'a>(
     let chosen: Option<&'a CalendarEvent> = match snapshot {
         Some(s) => all.iter().copied().find(|e| e.id == s.event_id),
         None => {
-            let eligible = |e: &&&'a CalendarEvent| {
+            let eligible = |e: &&'a CalendarEvent| {
                 !matches!(
                     e.shape(organizer),
                     EventShape::Foreign | EventShape::Instance
                 ) && e.interview_id().is_none_or(|i| i == interview_id)
             };
             let derived = derived_event_id(interview_id);
-            all.iter()
-                .filter(eligible)
-                .find(|e| e.id == derived)
-                .or_else(|| {
-                    let named = iv.and_then(|i| i.external_event_id.as_deref())?;
-                    all.iter().filter(eligible).find(|e| e.id == named)
-                })
+            let named = iv.and_then(|i| i.external_event_id.as_deref());
+            // The event at hand is the one at the derived ID, or the one
+            // this interview was just booked from; then the derived ID among
+            // the rest; then the event the interview names.
+            let at_hand = match calendar {
+                Seen::Now(ev) => Some(ev).filter(eligible),
+                _ => None,
+            };
+            let find = |want: &str| all.iter().copied().filter(eligible).find(|e| e.id == want);
+            at_hand
+                .or_else(|| find(&derived))
+                .or_else(|| named.and_then(find))
                 // Neither (a store lost after an admin renamed the link):
                 // the first made of the organizer's events that carry the
                 // interview's ID is the original; a second event for the
                 // interview would be a duplicate.
                 .or_else(|| {
                     all.iter()
+                        .copied()
                         .filter(eligible)
                         .filter(|e| e.interview_id() == Some(interview_id))
                         .min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)))
                 })
-                .copied()
         }
     };
     let lookalikes = all
@@ -545,4 +550,3 @@ fn refresh_observed(s: &mut Snapshot, iv: Option<&Interview>, ev: Option<&Calend
         s.event_attendees = ev.attendees.clone();
     }
 }
-

@@ -242,6 +242,9 @@ fn without_a_derived_or_named_event_the_first_made_claimant_is_taken() {
         assert_eq!(d.case, Case::Adopt, "{d:?}");
         assert_eq!(d.event_id.as_deref(), Some("ui00000001abc"));
         assert_eq!(d.lookalikes.len(), 1);
-        assert!(d.hitolink_ops().any(|o| matches!(o, HitolinkOp::WriteBackLink { .. })));
+        assert!(
+            d.hitolink_ops()
+                .any(|o| matches!(o, HitolinkOp::WriteBackLink { .. }))
+        );
     }
 }
