@@ -62,6 +62,10 @@ pub struct GoogleConfig {
     /// A key file readable by group or others is refused unless this is set.
     #[serde(default)]
     pub allow_insecure_key_permissions: bool,
+    /// The longest `Retry-After` waited for; a longer one fails the call
+    /// (and so the cycle) with an error that says what Google asked.
+    #[serde(default = "default_max_retry_after_secs")]
+    pub max_retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +79,10 @@ pub struct HitolinkConfig {
     pub max_requests_per_minute: u32,
     #[serde(default)]
     pub allow_insecure_token_permissions: bool,
+    /// The longest `Retry-After` waited for; a longer one fails the call
+    /// (and so the cycle) with an error that says what HITO-Link asked.
+    #[serde(default = "default_max_retry_after_secs")]
+    pub max_retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +98,11 @@ pub struct DaemonConfig {
     pub control_socket: PathBuf,
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// The longest one cycle may run. Past it the cycle is stopped as on
+    /// SIGTERM (the record in flight is finished, the cursors stay) and
+    /// counts as failed. Well under the unit's `WatchdogSec` (120 s).
+    #[serde(default = "default_cycle_deadline_secs")]
+    pub cycle_deadline_secs: u64,
 }
 
 impl Default for DaemonConfig {
@@ -100,7 +113,14 @@ impl Default for DaemonConfig {
             full_resync_schedule: default_full_resync_schedule(),
             control_socket: default_control_socket(),
             metrics_listen: None,
+            cycle_deadline_secs: default_cycle_deadline_secs(),
         }
+    }
+}
+
+impl DaemonConfig {
+    pub fn cycle_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cycle_deadline_secs)
     }
 }
 
@@ -167,6 +187,12 @@ fn default_google_rpm() -> u32 {
 fn default_hitolink_rpm() -> u32 {
     90
 }
+fn default_max_retry_after_secs() -> u64 {
+    300
+}
+fn default_cycle_deadline_secs() -> u64 {
+    90
+}
 fn default_state_dir() -> PathBuf {
     "/var/lib/hitosync".into()
 }
@@ -191,6 +217,9 @@ fn default_title_template() -> String {
 fn default_max_deletions() -> u32 {
     20
 }
+
+/// `max_retry_after_secs` above this is a typo, not a wish: a day.
+pub const MAX_RETRY_AFTER_LIMIT: u64 = 86_400;
 
 /// What went wrong with the configuration, always with the file it came from.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +341,13 @@ impl Config {
                 "0",
             ));
         }
+        if g.max_retry_after_secs == 0 || g.max_retry_after_secs > MAX_RETRY_AFTER_LIMIT {
+            return Err(invalid(
+                "google.max_retry_after_secs",
+                &format!("seconds from 1 to {MAX_RETRY_AFTER_LIMIT} (default 300)"),
+                &g.max_retry_after_secs.to_string(),
+            ));
+        }
         let h = &self.hitolink;
         check_url(&h.base_url).map_err(|e| invalid("hitolink.base_url", &e, &h.base_url))?;
         if h.max_requests_per_minute == 0 {
@@ -321,10 +357,24 @@ impl Config {
                 "0",
             ));
         }
+        if h.max_retry_after_secs == 0 || h.max_retry_after_secs > MAX_RETRY_AFTER_LIMIT {
+            return Err(invalid(
+                "hitolink.max_retry_after_secs",
+                &format!("seconds from 1 to {MAX_RETRY_AFTER_LIMIT} (default 300)"),
+                &h.max_retry_after_secs.to_string(),
+            ));
+        }
         let d = &self.daemon;
         parse_schedule(&d.schedule).map_err(|e| invalid("daemon.schedule", &e, &d.schedule))?;
         parse_schedule(&d.full_resync_schedule)
             .map_err(|e| invalid("daemon.full_resync_schedule", &e, &d.full_resync_schedule))?;
+        if d.cycle_deadline_secs == 0 {
+            return Err(invalid(
+                "daemon.cycle_deadline_secs",
+                "seconds above 0 (default 90, under the unit's WatchdogSec)",
+                "0",
+            ));
+        }
         if let Some(listen) = &d.metrics_listen {
             SocketAddr::from_str(listen).map_err(|_| {
                 invalid(
@@ -343,6 +393,35 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Settings that load but are probably not what the admin meant; the
+    /// daemon logs each at start and at every reload.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = vec![];
+        let d = &self.daemon;
+        for (key, expr) in [
+            ("daemon.schedule", &d.schedule),
+            ("daemon.full_resync_schedule", &d.full_resync_schedule),
+        ] {
+            if let Ok(s) = parse_schedule(expr)
+                && s.upcoming(chrono::Utc).next().is_none()
+            {
+                out.push(format!(
+                    "{key} = {expr:?} never fires (no such date is ahead); no cycle will run on it"
+                ));
+            }
+        }
+        if let Some(listen) = &d.metrics_listen
+            && let Ok(addr) = SocketAddr::from_str(listen)
+            && addr.ip().is_unspecified()
+        {
+            out.push(format!(
+                "daemon.metrics_listen = {listen:?} serves metrics on every network interface, unauthenticated; use 127.0.0.1:{} unless a firewall keeps others out",
+                addr.port()
+            ));
+        }
+        out
     }
 
     /// The P12 password; Google's own default when the site set none.
@@ -424,6 +503,9 @@ api_token_file = "/etc/hitosync/hitolink.token"
         assert_eq!(c.sync.on_event_deleted, OnEventDeleted::CancelInterview);
         assert_eq!(c.sync.booking_marker, "HL:");
         assert_eq!(c.sync.max_deletions, 20);
+        assert_eq!(c.google.max_retry_after_secs, 300);
+        assert_eq!(c.hitolink.max_retry_after_secs, 300);
+        assert_eq!(c.daemon.cycle_deadline_secs, 90);
         assert!(c.sync.invite_candidate);
         assert_eq!(c.p12_password(), "notasecret");
         // relative to the config file's folder
@@ -483,6 +565,37 @@ api_token_file = "/etc/hitosync/hitolink.token"
             err.contains("conflict") && err.contains("hitolink-wins"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bounds_have_keys_and_limits() {
+        for (table, key) in [
+            ("[google]", "google.max_retry_after_secs"),
+            ("[hitolink]", "hitolink.max_retry_after_secs"),
+        ] {
+            let short = key.rsplit('.').next().unwrap();
+            let text = MINIMAL.replace(table, &format!("{table}\n{short} = 0"));
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+            let text = MINIMAL.replace(table, &format!("{table}\n{short} = 60"));
+            parse(&text).unwrap();
+        }
+        let text = format!("{MINIMAL}[daemon]\ncycle_deadline_secs = 0\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("daemon.cycle_deadline_secs"), "{err}");
+    }
+
+    #[test]
+    fn doubtful_settings_are_warned_about() {
+        assert!(parse(MINIMAL).unwrap().warnings().is_empty());
+        // February 30th never comes
+        let text = format!(
+            "{MINIMAL}[daemon]\nschedule = \"0 0 0 30 2 *\"\nmetrics_listen = \"0.0.0.0:9464\"\n"
+        );
+        let w = parse(&text).unwrap().warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("daemon.schedule") && w[0].contains("never fires"));
+        assert!(w[1].contains("daemon.metrics_listen") && w[1].contains("127.0.0.1:9464"));
     }
 
     #[test]
