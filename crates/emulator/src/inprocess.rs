@@ -93,6 +93,7 @@ impl CalendarApi for InProcessGoogle {
             .map(to_event)
             .collect::<Result<_, _>>()?;
         Ok(EventPage {
+            unreadable: vec![],
             events,
             next_page_token: v["nextPageToken"].as_str().map(str::to_string),
             next_sync_token: v["nextSyncToken"].as_str().map(str::to_string),
@@ -212,6 +213,7 @@ impl HitolinkApi for InProcessHitolink {
             .changes(cursor, Some(&limit.to_string()))
             .map_err(|e| h_err(e, "the change feed"))?;
         Ok(ChangePage {
+            unreadable: vec![],
             items: a.body["items"]
                 .as_array()
                 .map(|items| items.iter().map(Interview::from_json).collect())

@@ -83,6 +83,10 @@ pub struct CycleReport {
     pub hitolink_writes: usize,
     pub parked: usize,
     pub conflicts: usize,
+    /// Items of either side's pages that did not decode and had no usable
+    /// id (the clients log each with its position and hash).
+    #[serde(default)]
+    pub unreadable: usize,
     /// Set when the mass-deletion breaker held cancellations back.
     pub breaker: Option<String>,
     /// Stopped early (shutdown); the cursors were not moved.
@@ -184,6 +188,7 @@ struct Fetched {
     full_hitolink: bool,
     google_token: Option<String>,
     hitolink_cursor: Option<String>,
+    unreadable: usize,
 }
 
 impl<'a> Engine<'a> {
@@ -213,6 +218,7 @@ impl<'a> Engine<'a> {
         report.full_hitolink = fetched.full_hitolink;
         report.google_changes = fetched.events.len();
         report.hitolink_changes = fetched.interviews.len();
+        report.unreadable = fetched.unreadable;
 
         let mut work = self.collect_work(&fetched, opts, now)?;
         let breaker = self.empty_side(&fetched);
@@ -386,8 +392,10 @@ impl<'a> Engine<'a> {
         g_cursor: Option<String>,
         h_cursor: Option<String>,
     ) -> Result<Fetched, EngineError> {
-        let (events, full_google, google_token) = self.fetch_google(g_cursor).await?;
-        let (interviews, full_hitolink, hitolink_cursor) = self.fetch_hitolink(h_cursor).await?;
+        let unreadable = std::sync::atomic::AtomicUsize::new(0);
+        let (events, full_google, google_token) = self.fetch_google(g_cursor, &unreadable).await?;
+        let (interviews, full_hitolink, hitolink_cursor) =
+            self.fetch_hitolink(h_cursor, &unreadable).await?;
         Ok(Fetched {
             events,
             interviews,
@@ -395,12 +403,14 @@ impl<'a> Engine<'a> {
             full_hitolink,
             google_token,
             hitolink_cursor,
+            unreadable: unreadable.into_inner(),
         })
     }
 
     async fn fetch_google(
         &self,
         mut token: Option<String>,
+        unreadable: &std::sync::atomic::AtomicUsize,
     ) -> Result<(HashMap<String, CalendarEvent>, bool, Option<String>), EngineError> {
         'listing: loop {
             let full = token.is_none();
@@ -413,6 +423,7 @@ impl<'a> Engine<'a> {
                     .await
                 {
                     Ok(p) => {
+                        unreadable.fetch_add(p.unreadable.len(), Ordering::Relaxed);
                         for ev in p.events {
                             if self.relevant(&ev)? {
                                 events.insert(ev.id.clone(), ev);
@@ -445,6 +456,7 @@ impl<'a> Engine<'a> {
     async fn fetch_hitolink(
         &self,
         mut cursor: Option<String>,
+        unreadable: &std::sync::atomic::AtomicUsize,
     ) -> Result<
         (
             HashMap<String, Result<Interview, Unsyncable>>,
@@ -464,6 +476,7 @@ impl<'a> Engine<'a> {
                     .await
                 {
                     Ok(p) => {
+                        unreadable.fetch_add(p.unreadable.len(), Ordering::Relaxed);
                         for item in p.items {
                             let id = match &item {
                                 Ok(iv) => iv.id.clone(),

@@ -271,6 +271,12 @@ pub enum AuthError {
         "Google does not know the service account (invalid_grant: {detail}): check google.service_account_email against the account in the Cloud console (setup guide 1-④)"
     )]
     UnknownServiceAccount { detail: String },
+    /// The JWT's `aud` (the configured token endpoint) is not the endpoint
+    /// that answered: a wrong `google.token_uri`, or a proxy in between.
+    #[error(
+        "the token endpoint rejected the JWT's audience (invalid_grant: {detail}): google.token_uri must be the URL of the endpoint that answers, https://oauth2.googleapis.com/token for Google (leave the key out to get it)"
+    )]
+    AudienceMismatch { detail: String },
     #[error("Google refused the token request ({code}: {detail})")]
     Refused { code: String, detail: String },
     #[error(
@@ -283,32 +289,41 @@ pub enum AuthError {
 
 impl AuthError {
     /// Maps yup-oauth2's error into a step of the setup guide.
+    ///
+    /// `invalid_grant` covers several mistakes and Google tells them apart
+    /// only in its description, so that is read word by word: "exp" as a
+    /// word, never as a substring ("expected audience" is no clock matter).
     pub fn classify(e: &yup_oauth2::Error, token_uri: &str) -> AuthError {
         use yup_oauth2::Error as Y;
         match e {
             Y::AuthError(a) => {
-                let detail = a.error_description.clone().unwrap_or_default();
+                let detail = scrub(a.error_description.as_deref().unwrap_or_default());
                 let lower = detail.to_ascii_lowercase();
+                let words: Vec<&str> = lower
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let has = |w: &str| words.contains(&w);
+                let phrase = |p: &str| lower.contains(p);
                 match &a.error {
                     AuthErrorCode::UnauthorizedClient => AuthError::DelegationNotGranted {
                         scope: CALENDAR_SCOPE.into(),
                     },
-                    AuthErrorCode::InvalidGrant if lower.contains("signature") => {
+                    AuthErrorCode::InvalidGrant if has("audience") => {
+                        AuthError::AudienceMismatch { detail }
+                    }
+                    AuthErrorCode::InvalidGrant if has("signature") => {
                         AuthError::KeyRejected { detail }
                     }
-                    AuthErrorCode::InvalidGrant
-                        if lower.contains("email") || lower.contains("user id") =>
-                    {
+                    AuthErrorCode::InvalidGrant if has("email") || phrase("user id") => {
                         AuthError::SubjectRejected { detail }
                     }
                     AuthErrorCode::InvalidGrant
-                        if lower.contains("timeframe")
-                            || lower.contains("iat")
-                            || lower.contains("exp") =>
+                        if has("timeframe") || has("iat") || has("exp") || phrase("clock") =>
                     {
                         AuthError::ClockSkew { detail }
                     }
-                    AuthErrorCode::InvalidGrant if lower.contains("account not found") => {
+                    AuthErrorCode::InvalidGrant if phrase("account not found") => {
                         AuthError::UnknownServiceAccount { detail }
                     }
                     code => AuthError::Refused {
@@ -319,17 +334,23 @@ impl AuthError {
             }
             Y::HttpError(h) => AuthError::Unreachable {
                 uri: token_uri.into(),
-                detail: hitosync_net::http::error_chain(h),
+                detail: scrub(&hitosync_net::http::error_chain(h)),
             },
             Y::HttpClientError(h) => AuthError::Unreachable {
                 uri: token_uri.into(),
-                detail: hitosync_net::http::error_chain(h),
+                detail: scrub(&hitosync_net::http::error_chain(h)),
             },
-            // These variants carry no secret: JSON errors quote the server's
-            // answer shape, user errors our own words.
-            other => AuthError::Other(other.to_string()),
+            // JSON errors quote the server's answer: scrubbed like any
+            // server text, in case it echoed the assertion.
+            other => AuthError::Other(scrub(&other.to_string())),
         }
     }
+}
+
+/// Server text, without anything shaped like a credential (the token
+/// endpoint may echo the signed JWT it was sent).
+fn scrub(text: &str) -> String {
+    hitosync_net::redact::scrub(text, &[])
 }
 
 /// Hands out access tokens for the organizer.
@@ -371,6 +392,11 @@ impl AccessToken {
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.0.expose_secret())
     }
+
+    /// The token itself, only to scrub it out of a server's answer.
+    pub fn secret(&self) -> &str {
+        self.0.expose_secret()
+    }
 }
 
 impl TokenSource {
@@ -403,6 +429,10 @@ impl TokenSource {
             refreshes: Arc::new(AtomicU64::new(0)),
             last: Arc::new(std::sync::Mutex::new(0)),
         })
+    }
+
+    pub fn token_uri(&self) -> &str {
+        &self.token_uri
     }
 
     /// Token exchanges so far (shared: a reloaded config keeps counting on).
@@ -604,5 +634,25 @@ mod tests {
                 .to_string()
                 .contains("2. API承認設定")
         );
+        // "expected" holds "exp": still no clock matter
+        let aud = AuthError::classify(
+            &auth(
+                AuthErrorCode::InvalidGrant,
+                "Invalid JWT: Failed audience check. The audience in the JWT ('http://a/token') does not match the expected audience ('http://b/token').",
+            ),
+            uri,
+        );
+        assert!(matches!(aud, AuthError::AudienceMismatch { .. }), "{aud:?}");
+        assert!(aud.to_string().contains("google.token_uri"), "{aud}");
+        assert!(!aud.to_string().contains("clock"), "{aud}");
+        // an echoed assertion does not survive
+        let echoed = AuthError::classify(
+            &auth(
+                AuthErrorCode::InvalidRequest,
+                "bad assertion eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJlLXBhcnQ",
+            ),
+            uri,
+        );
+        assert!(!echoed.to_string().contains("eyJpc3M"), "{echoed}");
     }
 }

@@ -1,28 +1,40 @@
-//! The organizer calendar, through google-calendar3 where it can, and
-//! through the same HTTP client where it cannot (conditional writes).
+//! The organizer calendar: Calendar API v3 in google-calendar3's types,
+//! sent through the shared HTTP client.
 //!
-//! Every call goes through the rate limiter and the retry policy; callers
-//! see one typed [`GoogleError`] after retries are spent.
+//! google-calendar3's own call builders read every answer whole (no size
+//! cap), lose `Retry-After` on a JSON error body, cannot send `If-Match`,
+//! and fail a whole listing page on one event they cannot decode. So the
+//! requests are made here, on the one client that caps bodies and times
+//! out, and a listing page is split into its events before any is decoded:
+//! an event that does not decode is reported on its own and the rest of
+//! the page syncs.
+//!
+//! Every call goes through the rate limiter and the retry policy within
+//! the client's [`Bounds`]; callers see one typed [`GoogleError`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use google_calendar3::CalendarHub;
-use google_calendar3::api::{Event, EventAttendee, EventDateTime, EventExtendedProperties, Scope};
+use google_calendar3::api::{Event, EventAttendee, EventDateTime, EventExtendedProperties};
 use http::Method;
 use serde_json::Value;
-use tracing::debug;
+use tracing::{debug, warn};
 use url::Url;
 
-use super::auth::{ServiceAccount, TokenSource};
+use super::auth::{AuthError, ServiceAccount, TokenSource};
 use super::error::GoogleError;
 use hitosync_config::Config;
-use hitosync_core::model::{Attendee, CalendarEvent, EventStatus, Response, Slot};
+use hitosync_core::model::{Attendee, CalendarEvent, EventStatus, Response, Slot, UnreadableItem};
 use hitosync_net::http::{self as nethttp, Client};
+use hitosync_net::page::{self, RawItem};
 use hitosync_net::ratelimit::RateLimiter;
-use hitosync_net::retry::Backoff;
+use hitosync_net::retry::{Backoff, Bounds, CancellationToken, InFlight};
+
+/// A page or sync token longer than this is not one (Google's are a few
+/// hundred characters); a sync token is stored and sent back.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Who is told about a write. Only what attendees can see is worth a mail;
 /// bookkeeping (extended properties) is written with `None`.
@@ -46,6 +58,9 @@ impl SendUpdates {
 #[derive(Debug, Clone)]
 pub struct EventPage {
     pub events: Vec<CalendarEvent>,
+    /// Events that did not decode (no `id`, a field of the wrong type, a
+    /// time that cannot be placed), each with its `id` when it had one.
+    pub unreadable: Vec<UnreadableItem>,
     pub next_page_token: Option<String>,
     pub next_sync_token: Option<String>,
 }
@@ -76,13 +91,13 @@ pub struct Counters {
 }
 
 pub struct CalendarClient {
-    hub: CalendarHub<nethttp::Connector>,
     http: Client,
     tokens: TokenSource,
     base_url: Url,
     calendar_id: String,
     limiter: RateLimiter,
     backoff: Backoff,
+    bounds: Bounds,
     page_size: u32,
     pub counters: Arc<Counters>,
 }
@@ -126,7 +141,11 @@ impl CalendarClient {
     /// Loads the key and builds the client; no request is made yet.
     pub async fn connect(config: &Config) -> Result<CalendarClient, super::SetupError> {
         let account = ServiceAccount::from_config(config)?;
-        Ok(CalendarClient::new(&account, ClientOptions::from_config(config)).await?)
+        let mut client = CalendarClient::new(&account, ClientOptions::from_config(config)).await?;
+        client.bounds = Bounds::new(std::time::Duration::from_secs(
+            config.google.max_retry_after_secs,
+        ));
+        Ok(client)
     }
 
     pub async fn new(
@@ -147,12 +166,7 @@ impl CalendarClient {
         }
         let base_url =
             Url::parse(&base).map_err(|e| GoogleError::Protocol(format!("api_base_url: {e}")))?;
-        let mut hub = CalendarHub::new(http.clone(), tokens.clone());
-        hub.base_url(base.clone());
-        hub.root_url(base.clone());
-        hub.user_agent(format!("hitosync/{}", env!("CARGO_PKG_VERSION")));
         Ok(CalendarClient {
-            hub,
             http,
             tokens,
             base_url,
@@ -161,6 +175,7 @@ impl CalendarClient {
             // without ever running ahead of the minute's budget for long.
             limiter: RateLimiter::new(opts.max_requests_per_minute, 10),
             backoff: opts.backoff,
+            bounds: Bounds::default(),
             page_size: opts.page_size.clamp(1, 2500),
             counters: Arc::new(Counters::default()),
         })
@@ -177,8 +192,25 @@ impl CalendarClient {
         self.tokens.share_counter(&old.tokens);
     }
 
+    /// Every wait of every later call ends at once when `token` fires, and
+    /// the call returns [`GoogleError::Stopped`]. The daemon hands each
+    /// cycle a fresh one.
+    pub fn set_cancel(&mut self, token: CancellationToken) {
+        self.bounds.cancel = token;
+    }
+
+    /// Replaces the limits on waiting (tests shorten them).
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = bounds;
+    }
+
     /// Runs `op` under the limiter, retrying what is worth retrying.
-    async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, GoogleError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        in_flight: InFlight,
+        op: F,
+    ) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GoogleError>>,
@@ -186,11 +218,64 @@ impl CalendarClient {
         hitosync_net::retry::with_retries(
             &self.limiter,
             &self.backoff,
+            &self.bounds,
             &self.counters.calls,
             what,
+            in_flight,
             op,
         )
         .await
+    }
+
+    /// One request with a fresh (or cached) token; the answer on success,
+    /// the error sorted and scrubbed of the token otherwise.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<String>,
+        headers: &[(http::HeaderName, String)],
+        id: &str,
+    ) -> Result<nethttp::Response, GoogleError> {
+        // yup-oauth2 sets no timeout of its own: a token endpoint that never
+        // answers must not hold the call longer than a request may take.
+        let token = tokio::time::timeout(nethttp::REQUEST_TIMEOUT, self.tokens.token())
+            .await
+            .map_err(|_| {
+                GoogleError::Auth(AuthError::Unreachable {
+                    uri: self.tokens.token_uri().to_string(),
+                    detail: format!("no answer within {:?}", nethttp::REQUEST_TIMEOUT),
+                })
+            })??;
+        let mut all = vec![
+            (http::header::AUTHORIZATION, token.bearer()),
+            (
+                http::header::USER_AGENT,
+                format!("hitosync/{}", env!("CARGO_PKG_VERSION")),
+            ),
+        ];
+        all.extend(headers.iter().cloned());
+        let resp = nethttp::send(&self.http, method, url.as_str(), &all, body)
+            .await
+            .map_err(|e| {
+                if e.is_transient() {
+                    GoogleError::Transient(e.to_string())
+                } else {
+                    GoogleError::TooLarge {
+                        detail: e.to_string(),
+                    }
+                }
+            })?;
+        if !resp.status.is_success() {
+            let e = GoogleError::from_response(
+                resp.status,
+                &resp.body,
+                id,
+                nethttp::retry_after(&resp.headers),
+            );
+            return Err(e.scrubbed(&[token.secret()]));
+        }
+        Ok(resp)
     }
 
     /// One page of the calendar: a full listing without `sync_token`, the
@@ -201,61 +286,85 @@ impl CalendarClient {
         sync_token: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<EventPage, GoogleError> {
-        let events = self
-            .with_retries("events.list", || async {
+        let mut url = self.calendar_url(&["events"])?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("showDeleted", "true");
+            q.append_pair("maxResults", &self.page_size.to_string());
+            if let Some(t) = sync_token {
+                q.append_pair("syncToken", t);
+            }
+            if let Some(p) = page_token {
+                q.append_pair("pageToken", p);
+            }
+        }
+        let resp = self
+            .with_retries("events.list", InFlight::Abandon, || async {
                 self.counters.list.fetch_add(1, Ordering::Relaxed);
-                let mut call = self
-                    .hub
-                    .events()
-                    .list(&self.calendar_id)
-                    .show_deleted(true)
-                    .max_results(self.page_size as i32)
-                    .add_scope(Scope::Full);
-                if let Some(t) = sync_token {
-                    call = call.sync_token(t);
-                }
-                if let Some(p) = page_token {
-                    call = call.page_token(p);
-                }
-                call.doit()
+                self.send(Method::GET, &url, None, &[], "")
                     .await
-                    .map(|(_, ev)| ev)
-                    .map_err(|e| GoogleError::from_hub(e, ""))
+                    .map_err(|e| self.calendar_missing(e))
             })
             .await?;
-        let items = events.items.unwrap_or_default();
-        let mut out = Vec::with_capacity(items.len());
-        for ev in items {
-            out.push(event_from_api(ev)?);
+        let raw = page::split(&resp.body, "items")
+            .map_err(|e| GoogleError::Protocol(format!("an undecodable events page: {e}")))?;
+        let token = |name: &str| -> Result<Option<String>, GoogleError> {
+            match raw.fields.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(t)) if t.len() > MAX_TOKEN_BYTES || t.contains('\u{FFFD}') => {
+                    Err(GoogleError::Protocol(format!(
+                        "an events page whose {name} is {} bytes of {}; a token is a short string",
+                        t.len(),
+                        if t.contains('\u{FFFD}') {
+                            "text that is not UTF-8"
+                        } else {
+                            "text"
+                        }
+                    )))
+                }
+                Some(Value::String(t)) => Ok(Some(t.clone())),
+                Some(other) => Err(GoogleError::Protocol(format!(
+                    "an events page whose {name} is not a string: {other}"
+                ))),
+            }
+        };
+        let next_page_token = token("nextPageToken")?;
+        let next_sync_token = token("nextSyncToken")?;
+        let mut events = Vec::with_capacity(raw.items.len());
+        let mut unreadable = Vec::new();
+        for item in &raw.items {
+            match decode_event(item) {
+                Ok(ev) => events.push(ev),
+                Err(bad) => {
+                    warn!(position = bad.position, hash = %bad.hash, id = ?bad.id, reason = %bad.reason, "the calendar listed an event that cannot be read; the rest of the page goes on");
+                    unreadable.push(bad);
+                }
+            }
         }
         debug!(
-            events = out.len(),
-            more = events.next_page_token.is_some(),
+            events = events.len(),
+            unreadable = unreadable.len(),
+            more = next_page_token.is_some(),
             "listed a page"
         );
         Ok(EventPage {
-            events: out,
-            next_page_token: events.next_page_token,
-            next_sync_token: events.next_sync_token,
+            events,
+            unreadable,
+            next_page_token,
+            next_sync_token,
         })
     }
 
     /// Reads one event (tombstones included).
     pub async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError> {
-        let ev = self
-            .with_retries("events.get", || async {
+        let url = self.event_url(id)?;
+        let resp = self
+            .with_retries("events.get", InFlight::Abandon, || async {
                 self.counters.get.fetch_add(1, Ordering::Relaxed);
-                self.hub
-                    .events()
-                    .get(&self.calendar_id, id)
-                    .add_scope(Scope::Full)
-                    .doit()
-                    .await
-                    .map(|(_, ev)| ev)
-                    .map_err(|e| GoogleError::from_hub(e, id))
+                self.send(Method::GET, &url, None, &[], id).await
             })
             .await?;
-        event_from_api(ev)
+        decode_one(&resp.body, id)
     }
 
     /// Creates an event under a client-chosen ID. A retry of an insert
@@ -265,27 +374,32 @@ impl CalendarClient {
         new: &NewEvent,
         send: SendUpdates,
     ) -> Result<CalendarEvent, GoogleError> {
-        let body = event_to_api(new);
-        let ev = self
-            .with_retries("events.insert", || async {
+        let mut url = self.calendar_url(&["events"])?;
+        url.query_pairs_mut()
+            .append_pair("sendUpdates", send.as_str());
+        // The generated types serialize unset fields as null; Google reads a
+        // null as "clear this field", so they are dropped, as the generated
+        // calls do.
+        let mut json = serde_json::to_value(event_to_api(new))
+            .map_err(|e| GoogleError::Protocol(format!("cannot encode event {}: {e}", new.id)))?;
+        google_calendar3::common::remove_json_null_values(&mut json);
+        let body = json.to_string();
+        let resp = self
+            .with_retries("events.insert", InFlight::Finish, || async {
                 self.counters.insert.fetch_add(1, Ordering::Relaxed);
-                self.hub
-                    .events()
-                    .insert(body.clone(), &self.calendar_id)
-                    .send_updates(send.as_str())
-                    .add_scope(Scope::Full)
-                    .doit()
+                self.send(Method::POST, &url, Some(body.clone()), &[], &new.id)
                     .await
-                    .map(|(_, ev)| ev)
-                    .map_err(|e| GoogleError::from_hub(e, &new.id))
+                    .map_err(|e| match e {
+                        // 404 on an insert: the calendar, not the event
+                        GoogleError::NotFound { .. } => self.calendar_missing(e),
+                        other => other,
+                    })
             })
             .await?;
-        event_from_api(ev)
+        decode_one(&resp.body, &new.id)
     }
 
     /// Patches an event, conditionally on `if_match` (its ETag) when given.
-    /// google-calendar3 cannot send `If-Match`, so this goes through the
-    /// shared HTTP client with a token from the same source.
     pub async fn patch(
         &self,
         id: &str,
@@ -297,38 +411,28 @@ impl CalendarClient {
         url.query_pairs_mut()
             .append_pair("sendUpdates", send.as_str());
         let body = patch.to_string();
-        let value: Value = self
-            .with_retries("events.patch", || async {
+        let headers: Vec<_> = if_match
+            .map(|etag| (http::header::IF_MATCH, etag.to_string()))
+            .into_iter()
+            .collect();
+        let resp = self
+            .with_retries("events.patch", InFlight::Finish, || async {
                 self.counters.patch.fetch_add(1, Ordering::Relaxed);
-                let token = self.tokens.token().await?;
-                let mut headers = vec![(http::header::AUTHORIZATION, token.bearer())];
-                if let Some(etag) = if_match {
-                    headers.push((http::header::IF_MATCH, etag.to_string()));
-                }
-                let resp = nethttp::send(
-                    &self.http,
-                    Method::PATCH,
-                    url.as_str(),
-                    &headers,
-                    Some(body.clone()),
-                )
-                .await
-                .map_err(|e| GoogleError::Transient(e.to_string()))?;
-                if !resp.status.is_success() {
-                    return Err(GoogleError::from_response(
-                        resp.status,
-                        &resp.body,
-                        id,
-                        nethttp::retry_after(&resp.headers),
-                    ));
-                }
-                serde_json::from_slice(&resp.body)
-                    .map_err(|e| GoogleError::Protocol(format!("undecodable event: {e}")))
+                self.send(Method::PATCH, &url, Some(body.clone()), &headers, id)
+                    .await
             })
             .await?;
-        let ev: Event = serde_json::from_value(value)
-            .map_err(|e| GoogleError::Protocol(format!("undecodable event: {e}")))?;
-        event_from_api(ev)
+        decode_one(&resp.body, id)
+    }
+
+    /// A 404 where no single event was named means the calendar itself.
+    fn calendar_missing(&self, e: GoogleError) -> GoogleError {
+        match e {
+            GoogleError::NotFound { .. } => GoogleError::CalendarNotFound {
+                calendar_id: self.calendar_id.clone(),
+            },
+            other => other,
+        }
     }
 
     /// Cancels an event: Google keeps it as a tombstone, attendees get the
@@ -364,11 +468,16 @@ impl CalendarClient {
     }
 
     fn event_url(&self, id: &str) -> Result<Url, GoogleError> {
+        self.calendar_url(&["events", id])
+    }
+
+    fn calendar_url(&self, rest: &[&str]) -> Result<Url, GoogleError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
             .map_err(|_| GoogleError::Protocol("api_base_url cannot take a path".into()))?
             .pop_if_empty()
-            .extend(["calendars", &self.calendar_id, "events", id]);
+            .extend(["calendars", &self.calendar_id])
+            .extend(rest);
         Ok(url)
     }
 }
@@ -432,6 +541,77 @@ fn event_to_api(new: &NewEvent) -> Event {
     }
 }
 
+/// One event of a listing page, decoded on its own.
+fn decode_event(item: &RawItem) -> Result<CalendarEvent, UnreadableItem> {
+    let unreadable =
+        |reason: String| UnreadableItem::new(item.id_text(), item.position, item.text.as_bytes(), reason);
+    if item.damaged {
+        return Err(unreadable(
+            "the event holds bytes that are not UTF-8 text".into(),
+        ));
+    }
+    let ev = event_value(item.value.clone()).map_err(unreadable)?;
+    event_from_api(ev).map_err(|e| unreadable(e.to_string()))
+}
+
+/// One event answered alone (get, insert, patch).
+fn decode_one(bytes: &[u8], id: &str) -> Result<CalendarEvent, GoogleError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| GoogleError::Protocol(format!("event {id}: an undecodable answer: {e}")))?;
+    let ev = event_value(value)
+        .map_err(|reason| GoogleError::Protocol(format!("event {id} cannot be read: {reason}")))?;
+    event_from_api(ev)
+}
+
+/// google-calendar3's `Event` from JSON. A `dateTime` without an offset is
+/// valid when `timeZone` names the zone (Calendar API v3, `EventDateTime`:
+/// "A time zone offset is required unless a time zone is explicitly
+/// specified in timeZone"), which chrono's decoding does not accept: such
+/// times are placed in their zone first.
+fn event_value(mut value: Value) -> Result<Event, String> {
+    match serde_json::from_value::<Event>(value.clone()) {
+        Ok(ev) => Ok(ev),
+        Err(first) => {
+            let mut placed = false;
+            for key in ["start", "end", "originalStartTime"] {
+                if let Some(t) = value.get_mut(key) {
+                    placed |= place_local_time(t).map_err(|why| format!("`{key}`: {why}"))?;
+                }
+            }
+            if !placed {
+                return Err(first.to_string());
+            }
+            serde_json::from_value::<Event>(value).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Rewrites `{"dateTime": "2026-12-01T10:00:00", "timeZone": "Asia/Tokyo"}`
+/// with the zone's offset. `Ok(true)` when it changed something.
+fn place_local_time(t: &mut Value) -> Result<bool, String> {
+    let Some(text) = t.get("dateTime").and_then(Value::as_str) else {
+        return Ok(false);
+    };
+    if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+        return Ok(false);
+    }
+    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map_err(|_| format!("`dateTime` {text:?} is not an RFC 3339 time"))?;
+    let zone = t
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("`dateTime` {text:?} has no UTC offset and no `timeZone`"))?;
+    let tz: chrono_tz::Tz = zone
+        .parse()
+        .map_err(|_| format!("`timeZone` {zone:?} is not an IANA zone"))?;
+    let placed = local
+        .and_local_timezone(tz)
+        .earliest()
+        .ok_or_else(|| format!("`dateTime` {text:?} does not exist in {zone}"))?;
+    t["dateTime"] = Value::from(placed.to_rfc3339());
+    Ok(true)
+}
+
 /// The API's event in hitosync's terms. An event without an ID or ETag is
 /// not something the API sends; treat it as a protocol error, not a panic.
 pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
@@ -480,4 +660,49 @@ pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
         updated: ev.updated,
         id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: Value) -> Value {
+        json!({
+            "id": id, "etag": "\"1\"", "status": "confirmed", "summary": "x",
+            "start": {"dateTime": "2026-12-01T10:00:00+09:00", "timeZone": "Asia/Tokyo"},
+            "end": {"dateTime": "2026-12-01T11:00:00+09:00", "timeZone": "Asia/Tokyo"}
+        })
+    }
+
+    #[test]
+    fn each_event_is_decoded_on_its_own() {
+        let mut no_id = event(json!(null));
+        no_id.as_object_mut().unwrap().remove("id");
+        let mut wrong_type = event(json!("ev2"));
+        wrong_type["summary"] = json!(5);
+        let mut local = event(json!("ev3"));
+        local["start"]["dateTime"] = json!("2026-12-01T10:00:00");
+        local["end"]["dateTime"] = json!("2026-12-01T11:00:00");
+        let mut unplaceable = event(json!("ev4"));
+        unplaceable["start"] = json!({"dateTime": "2026-12-01T10:00:00"});
+        let items = json!([event(json!("ev1")), no_id, wrong_type, local, unplaceable]);
+        let body = json!({"items": items, "nextSyncToken": "s"}).to_string();
+        let page = page::split(body.as_bytes(), "items").unwrap();
+        let decoded: Vec<_> = page.items.iter().map(decode_event).collect();
+        assert_eq!(decoded[0].as_ref().unwrap().id, "ev1");
+        let bad = decoded[1].as_ref().unwrap_err();
+        assert_eq!((bad.id.as_deref(), bad.position), (None, 1));
+        let bad = decoded[2].as_ref().unwrap_err();
+        assert_eq!(bad.id.as_deref(), Some("ev2"));
+        // a local time with its zone is placed in it: 10:00 in Tokyo is 01:00 UTC
+        let placed = decoded[3].as_ref().unwrap();
+        assert_eq!(
+            placed.slot.unwrap().start.to_rfc3339(),
+            "2026-12-01T01:00:00+00:00"
+        );
+        let bad = decoded[4].as_ref().unwrap_err();
+        assert_eq!(bad.id.as_deref(), Some("ev4"));
+        assert!(bad.reason.contains("no UTC offset"), "{}", bad.reason);
+    }
 }

@@ -16,14 +16,20 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tracing::debug;
+use tracing::{debug, warn};
 use url::Url;
 
 use hitosync_config::Config;
-use hitosync_core::model::{Interview, Unsyncable};
+use hitosync_core::model::{Interview, UnreadableItem, Unsyncable};
 use hitosync_net::http::{self as nethttp, Client};
+use hitosync_net::page::{self, RawItem};
 use hitosync_net::ratelimit::RateLimiter;
-use hitosync_net::retry::Backoff;
+use hitosync_net::redact;
+use hitosync_net::retry::{Backoff, Bounds, CancellationToken, InFlight, Interrupted};
+
+/// A cursor longer than this is not a cursor: HITO-Link's are short
+/// opaque tokens, and whatever is accepted here is stored and sent back.
+pub const MAX_CURSOR_BYTES: usize = 16 * 1024;
 
 /// Why the API token could not be read. Names the file, never its content.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,12 @@ pub enum TokenError {
     },
     #[error("the HITO-Link token file {path} is empty: put the API token on its first line")]
     Empty { path: PathBuf },
+    /// A token with a control character cannot go into a header; left in,
+    /// every request would fail as if the network were down.
+    #[error(
+        "the HITO-Link token file {path} holds a control character in its first line (an editor's stray byte, a Windows line end inside the token?): put the API token alone on the first line"
+    )]
+    ControlCharacter { path: PathBuf },
     #[error(
         "the HITO-Link token file {path} is readable by group or others (mode {mode:o}): run `chmod 600 {path}`, or set hitolink.allow_insecure_token_permissions = true to accept it"
     )]
@@ -71,6 +83,11 @@ pub fn read_token(path: &Path, allow_insecure: bool) -> Result<SecretString, Tok
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
         return Err(TokenError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    if token.chars().any(char::is_control) {
+        return Err(TokenError::ControlCharacter {
             path: path.to_path_buf(),
         });
     }
@@ -112,6 +129,26 @@ pub enum HitolinkError {
     Unauthorized,
     #[error("HITO-Link's rate limit was hit and retries ran out; the next cycle goes on")]
     RateLimited { retry_after: Option<Duration> },
+    /// `Retry-After` longer than `hitolink.max_retry_after_secs`: not waited for.
+    #[error(
+        "HITO-Link asked to wait {asked_secs} s before the next request (Retry-After), more than hitolink.max_retry_after_secs = {cap_secs} s; not waiting: the cycle fails and is tried again later"
+    )]
+    RetryAfterTooLong { asked_secs: u64, cap_secs: u64 },
+    /// The cancellation token fired (shutdown or the cycle's deadline).
+    #[error("stopped while waiting for HITO-Link")]
+    Stopped,
+    /// One call ran out of its time, retries included.
+    #[error(
+        "HITO-Link did not answer usefully within {spent_secs} s ({attempts} attempts); last: {last}"
+    )]
+    OutOfTime {
+        spent_secs: u64,
+        attempts: u32,
+        last: String,
+    },
+    /// An answer over the body cap; reading stopped there.
+    #[error("HITO-Link's answer to {what} is too big: {detail}")]
+    TooLarge { what: String, detail: String },
     #[error("HITO-Link API failed: {0}")]
     Transient(String),
     #[error("HITO-Link rejected the request ({status}): {message}")]
@@ -135,6 +172,24 @@ impl hitosync_net::retry::Retryable for HitolinkError {
             _ => None,
         }
     }
+    fn interrupted(why: Interrupted) -> Self {
+        match why {
+            Interrupted::Stopped => HitolinkError::Stopped,
+            Interrupted::RetryAfterTooLong { asked, cap } => HitolinkError::RetryAfterTooLong {
+                asked_secs: asked.as_secs(),
+                cap_secs: cap.as_secs(),
+            },
+            Interrupted::OutOfTime {
+                spent,
+                attempts,
+                last,
+            } => HitolinkError::OutOfTime {
+                spent_secs: spent.as_secs(),
+                attempts,
+                last,
+            },
+        }
+    }
 }
 
 impl HitolinkError {
@@ -143,6 +198,49 @@ impl HitolinkError {
             self,
             HitolinkError::RateLimited { .. } | HitolinkError::Transient(_)
         )
+    }
+
+    /// The same error with `secrets` (and anything shaped like a
+    /// credential) removed from the server's words it carries.
+    pub fn scrubbed(self, secrets: &[&str]) -> HitolinkError {
+        let s = |m: String| redact::scrub(&m, secrets);
+        match self {
+            HitolinkError::Invalid { what, message } => HitolinkError::Invalid {
+                what,
+                message: s(message),
+            },
+            HitolinkError::Transient(m) => HitolinkError::Transient(s(m)),
+            HitolinkError::Rejected { status, message } => HitolinkError::Rejected {
+                status,
+                message: s(message),
+            },
+            HitolinkError::Protocol(m) => HitolinkError::Protocol(s(m)),
+            HitolinkError::OutOfTime {
+                spent_secs,
+                attempts,
+                last,
+            } => HitolinkError::OutOfTime {
+                spent_secs,
+                attempts,
+                last: s(last),
+            },
+            HitolinkError::Unsyncable(u) => HitolinkError::Unsyncable(Unsyncable {
+                id: u.id,
+                reason: s(u.reason),
+            }),
+            other => other,
+        }
+    }
+
+    fn from_send(e: nethttp::SendError, what: &str) -> HitolinkError {
+        if e.is_transient() {
+            HitolinkError::Transient(e.to_string())
+        } else {
+            HitolinkError::TooLarge {
+                what: what.to_string(),
+                detail: e.to_string(),
+            }
+        }
     }
 
     fn from_response(resp: &nethttp::Response, what: &str) -> HitolinkError {
@@ -197,10 +295,67 @@ impl HitolinkError {
 /// One page of the change feed.
 #[derive(Debug, Clone)]
 pub struct ChangePage {
-    /// Each record validated on its own.
+    /// Each record validated on its own; one that does not decode but has
+    /// an `id` comes as `Unsyncable`, to be parked under that id.
     pub items: Vec<Result<Interview, Unsyncable>>,
+    /// Items without a usable `id` (none, a number, not UTF-8): reported
+    /// by position and hash, since nothing can be parked for them.
+    pub unreadable: Vec<UnreadableItem>,
     pub next_cursor: String,
     pub has_more: bool,
+}
+
+/// One item of a change page, decided on its own.
+fn change_item(item: &RawItem) -> Result<Result<Interview, Unsyncable>, UnreadableItem> {
+    let unreadable = |reason: String| {
+        UnreadableItem::new(item.id_text(), item.position, item.text.as_bytes(), reason)
+    };
+    let usable = item.usable_id();
+    if item.damaged {
+        let reason = "the record holds bytes that are not UTF-8 text; correct the record in HITO-Link".to_string();
+        return match usable {
+            Some(id) => Ok(Err(Unsyncable {
+                id: id.to_string(),
+                reason,
+            })),
+            None => Err(unreadable(reason)),
+        };
+    }
+    match (Interview::from_json(&item.value), usable) {
+        (Ok(iv), _) => Ok(Ok(iv)),
+        (Err(u), Some(id)) => Ok(Err(Unsyncable {
+            id: id.to_string(),
+            reason: u.reason,
+        })),
+        (Err(u), None) => Err(unreadable(match item.value.get("id") {
+            None | Some(Value::Null) => format!("a record without an `id`: {}", u.reason),
+            Some(other) => format!(
+                "a record whose `id` is not a string ({other}): {}",
+                u.reason
+            ),
+        })),
+    }
+}
+
+/// A single record's answer: decoded like a change item, so that a record
+/// with bytes that are not UTF-8 is parked, not a failed cycle.
+fn decode_record(bytes: &[u8], what: &str) -> Result<Interview, HitolinkError> {
+    let page = page::split(
+        &[b"{\"items\": [".as_slice(), bytes, b"]}".as_slice()].concat(),
+        "items",
+    )
+    .map_err(|e| HitolinkError::Protocol(format!("undecodable answer for {what}: {e}")))?;
+    let Some(item) = page.items.first() else {
+        return Err(HitolinkError::Protocol(format!("an empty answer for {what}")));
+    };
+    match change_item(item) {
+        Ok(Ok(iv)) => Ok(iv),
+        Ok(Err(u)) => Err(HitolinkError::Unsyncable(u)),
+        Err(bad) => Err(HitolinkError::Unsyncable(Unsyncable {
+            id: what.to_string(),
+            reason: bad.reason,
+        })),
+    }
 }
 
 /// A booking made in the calendar, to become an interview.
@@ -270,6 +425,7 @@ pub struct HitolinkClient {
     token: SecretString,
     limiter: RateLimiter,
     backoff: Backoff,
+    bounds: Bounds,
     pub counters: Arc<Counters>,
 }
 
@@ -291,12 +447,14 @@ impl HitolinkClient {
                 url: h.base_url.clone(),
                 expected,
             })?;
-        Ok(HitolinkClient::new(
+        let mut client = HitolinkClient::new(
             base,
             token,
             h.max_requests_per_minute,
             Backoff::default(),
-        ))
+        );
+        client.bounds = Bounds::new(Duration::from_secs(h.max_retry_after_secs));
+        Ok(client)
     }
 
     pub fn new(
@@ -311,8 +469,21 @@ impl HitolinkClient {
             token,
             limiter: RateLimiter::new(per_minute, 5),
             backoff,
+            bounds: Bounds::default(),
             counters: Arc::new(Counters::default()),
         }
+    }
+
+    /// Every wait of every later call ends at once when `token` fires, and
+    /// the call returns [`HitolinkError::Stopped`]. The daemon hands each
+    /// cycle a fresh one.
+    pub fn set_cancel(&mut self, token: CancellationToken) {
+        self.bounds.cancel = token;
+    }
+
+    /// Replaces the limits on waiting (tests shorten them).
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = bounds;
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, HitolinkError> {
@@ -325,8 +496,14 @@ impl HitolinkClient {
         Ok(url)
     }
 
-    /// Runs `op` under the limiter, retrying what is worth retrying.
-    async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, HitolinkError>
+    /// Runs `op` under the limiter, retrying what is worth retrying, within
+    /// the client's bounds; whatever the server said is scrubbed of the token.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        in_flight: InFlight,
+        op: F,
+    ) -> Result<T, HitolinkError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HitolinkError>>,
@@ -334,22 +511,25 @@ impl HitolinkClient {
         hitosync_net::retry::with_retries(
             &self.limiter,
             &self.backoff,
+            &self.bounds,
             &self.counters.calls,
             what,
+            in_flight,
             op,
         )
         .await
+        .map_err(|e| e.scrubbed(&[self.token.expose_secret()]))
     }
 
-    /// One request; JSON in, JSON out, errors sorted.
-    async fn call(
+    /// One request; the answer's bytes on success, errors sorted.
+    async fn call_raw(
         &self,
         method: Method,
         url: &Url,
         what: &str,
         body: Option<&Value>,
         extra: &[(http::HeaderName, String)],
-    ) -> Result<Value, HitolinkError> {
+    ) -> Result<hitosync_net::http::Response, HitolinkError> {
         let mut headers = vec![(
             http::header::AUTHORIZATION,
             format!("Bearer {}", self.token.expose_secret()),
@@ -363,12 +543,24 @@ impl HitolinkClient {
             body.map(|b| b.to_string()),
         )
         .await
-        .map_err(|e| HitolinkError::Transient(e.to_string()))?;
+        .map_err(|e| HitolinkError::from_send(e, what))?;
         if !resp.status.is_success() {
-            return Err(HitolinkError::from_response(&resp, what));
+            return Err(HitolinkError::from_response(&resp, what).scrubbed(&[self.token.expose_secret()]));
         }
-        serde_json::from_slice(&resp.body)
-            .map_err(|e| HitolinkError::Protocol(format!("undecodable answer: {e}")))
+        Ok(resp)
+    }
+
+    /// One request answered by one interview record.
+    async fn call_record(
+        &self,
+        method: Method,
+        url: &Url,
+        what: &str,
+        body: Option<&Value>,
+        extra: &[(http::HeaderName, String)],
+    ) -> Result<Interview, HitolinkError> {
+        let resp = self.call_raw(method, url, what, body, extra).await?;
+        decode_record(&resp.body, what)
     }
 
     /// One page of the change feed after `cursor` (from the start without).
@@ -385,28 +577,61 @@ impl HitolinkClient {
             }
             q.append_pair("limit", &limit.clamp(1, 500).to_string());
         }
-        let v = self
-            .with_retries("changes", || {
+        let resp = self
+            .with_retries("changes", InFlight::Abandon, || {
                 self.counters.changes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::GET, &url, "the change feed", None, &[])
+                self.call_raw(Method::GET, &url, "the change feed", None, &[])
             })
             .await?;
-        let items = v
-            .get("items")
-            .and_then(|i| i.as_array())
-            .ok_or_else(|| HitolinkError::Protocol("a change page without items".into()))?
-            .iter()
-            .map(Interview::from_json)
-            .collect::<Vec<_>>();
-        let next_cursor = v
-            .get("next_cursor")
-            .and_then(|c| c.as_str())
-            .ok_or_else(|| HitolinkError::Protocol("a change page without next_cursor".into()))?
-            .to_string();
-        let has_more = v.get("has_more").and_then(|h| h.as_bool()).unwrap_or(false);
-        debug!(items = items.len(), has_more, "read a change page");
+        let raw = page::split(&resp.body, "items")
+            .map_err(|e| HitolinkError::Protocol(format!("an undecodable change page: {e}")))?;
+        if !raw.has_items {
+            return Err(HitolinkError::Protocol("a change page without items".into()));
+        }
+        let next_cursor = match raw.fields.get("next_cursor") {
+            Some(Value::String(c)) if c.contains('\u{FFFD}') => {
+                return Err(HitolinkError::Protocol(
+                    "a change page whose next_cursor is not UTF-8 text".into(),
+                ));
+            }
+            Some(Value::String(c)) if c.len() > MAX_CURSOR_BYTES => {
+                return Err(HitolinkError::Protocol(format!(
+                    "a change page whose next_cursor is {} bytes long; a cursor is a short token (at most {MAX_CURSOR_BYTES} bytes are accepted)",
+                    c.len()
+                )));
+            }
+            Some(Value::String(c)) => c.clone(),
+            _ => {
+                return Err(HitolinkError::Protocol(
+                    "a change page without next_cursor".into(),
+                ));
+            }
+        };
+        let has_more = raw
+            .fields
+            .get("has_more")
+            .and_then(|h| h.as_bool())
+            .unwrap_or(false);
+        let mut items = Vec::with_capacity(raw.items.len());
+        let mut unreadable = Vec::new();
+        for item in &raw.items {
+            match change_item(item) {
+                Ok(r) => items.push(r),
+                Err(bad) => {
+                    warn!(position = bad.position, hash = %bad.hash, id = ?bad.id, reason = %bad.reason, "HITO-Link sent a record that cannot be read; the rest of the page goes on");
+                    unreadable.push(bad);
+                }
+            }
+        }
+        debug!(
+            items = items.len(),
+            unreadable = unreadable.len(),
+            has_more,
+            "read a change page"
+        );
         Ok(ChangePage {
             items,
+            unreadable,
             next_cursor,
             has_more,
         })
@@ -415,13 +640,11 @@ impl HitolinkClient {
     /// One interview, tombstones included.
     pub async fn get(&self, id: &str) -> Result<Interview, HitolinkError> {
         let url = self.url(&["interviews", id])?;
-        let v = self
-            .with_retries("get", || {
-                self.counters.get.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::GET, &url, id, None, &[])
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("get", InFlight::Abandon, || {
+            self.counters.get.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::GET, &url, id, None, &[])
+        })
+        .await
     }
 
     /// Creates an interview from a calendar booking. The key makes a retry
@@ -438,13 +661,11 @@ impl HitolinkClient {
             idempotency_key.to_string(),
         )];
         let what = format!("booking {idempotency_key}");
-        let v = self
-            .with_retries("create", || {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::POST, &url, &what, Some(&body), &headers)
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("create", InFlight::Finish, || {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::POST, &url, &what, Some(&body), &headers)
+        })
+        .await
     }
 
     /// Patches the writable fields, conditionally on `version`.
@@ -456,13 +677,11 @@ impl HitolinkClient {
     ) -> Result<Interview, HitolinkError> {
         let url = self.url(&["interviews", id])?;
         let headers = [(http::header::IF_MATCH, version.to_string())];
-        let v = self
-            .with_retries("patch", || {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::PATCH, &url, id, Some(fields), &headers)
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("patch", InFlight::Finish, || {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::PATCH, &url, id, Some(fields), &headers)
+        })
+        .await
     }
 
     /// Records a decline seen in the calendar.
@@ -491,26 +710,127 @@ impl HitolinkClient {
                 idempotency_key.to_string(),
             ),
         ];
-        let v = self
-            .with_retries("decline", || {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::POST, &url, id, Some(&body), &headers)
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("decline", InFlight::Finish, || {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::POST, &url, id, Some(&body), &headers)
+        })
+        .await
     }
 
     /// Looks up an application (to check a booking made in the calendar).
     pub async fn application(&self, id: &str) -> Result<ApplicationInfo, HitolinkError> {
         let url = self.url(&["applications", id])?;
         let what = format!("application {id}");
-        let v = self
-            .with_retries("application", || {
+        let resp = self
+            .with_retries("application", InFlight::Abandon, || {
                 self.counters.get.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::GET, &url, &what, None, &[])
+                self.call_raw(Method::GET, &url, &what, None, &[])
             })
             .await?;
-        serde_json::from_value(v)
+        serde_json::from_slice(&resp.body)
             .map_err(|e| HitolinkError::Protocol(format!("undecodable application: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: Value) -> Value {
+        json!({
+            "id": id, "version": 1, "application_id": "ap_1",
+            "candidate": {"id": "cd_1", "display_name": "山田 太郎", "email": "taro@example.com"},
+            "job": {"id": "jb_1", "name": "CS"}, "selection_step": null,
+            "status": "scheduled", "start": "2026-12-01T10:00:00+09:00", "end": "2026-12-01T11:00:00+09:00",
+            "time_zone": "Asia/Tokyo", "format": "online", "location": null, "video_conferencing_url": null,
+            "interviewers": [], "candidate_response": "needs_action", "decline": null, "external_event_id": null,
+            "created_at": "2026-11-19T10:00:00+09:00", "updated_at": "2026-11-20T09:00:00+09:00", "deleted_at": null
+        })
+    }
+
+    fn page_of(items: &[Vec<u8>]) -> page::RawPage {
+        let mut body = b"{\"items\": [".to_vec();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(item);
+        }
+        body.extend_from_slice(b"], \"next_cursor\": \"c\", \"has_more\": false}");
+        page::split(&body, "items").unwrap()
+    }
+
+    #[test]
+    fn each_item_is_decided_on_its_own() {
+        let good = record(json!("iv_1")).to_string().into_bytes();
+        let numeric = record(json!(12345)).to_string().into_bytes();
+        let mut wrong_type = record(json!("iv_3"));
+        wrong_type["version"] = json!("three");
+        let wrong_type = wrong_type.to_string().into_bytes();
+        // invalid UTF-8 in the location of a record with a good id
+        let latin1 = record(json!("iv_4"))
+            .to_string()
+            .replace("\"location\":null", "\"location\":\"caf\u{1}\"")
+            .replace('\u{1}', "\u{FFFF}")
+            .into_bytes();
+        let latin1: Vec<u8> = {
+            let text = String::from_utf8(latin1).unwrap();
+            let at = text.find('\u{FFFF}').unwrap();
+            let mut b = text[..at].as_bytes().to_vec();
+            b.push(0xE9);
+            b.extend_from_slice(text[at + '\u{FFFF}'.len_utf8()..].as_bytes());
+            b
+        };
+        let no_id = {
+            let mut v = record(json!(null));
+            v.as_object_mut().unwrap().remove("id");
+            v.to_string().into_bytes()
+        };
+        let page = page_of(&[good, numeric, wrong_type, latin1, no_id]);
+        let decided: Vec<_> = page.items.iter().map(change_item).collect();
+        assert!(matches!(&decided[0], Ok(Ok(iv)) if iv.id == "iv_1"));
+        match &decided[1] {
+            Err(bad) => {
+                assert_eq!(bad.id.as_deref(), Some("12345"));
+                assert_eq!(bad.position, 1);
+                assert_eq!(bad.hash.len(), 12);
+                assert!(bad.reason.contains("not a string"), "{}", bad.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&decided[2], Ok(Err(u)) if u.id == "iv_3"), "{:?}", decided[2]);
+        assert!(
+            matches!(&decided[3], Ok(Err(u)) if u.id == "iv_4" && u.reason.contains("UTF-8")),
+            "{:?}",
+            decided[3]
+        );
+        assert!(
+            matches!(&decided[4], Err(bad) if bad.id.is_none() && bad.position == 4),
+            "{:?}",
+            decided[4]
+        );
+    }
+
+    #[test]
+    fn a_token_with_a_control_character_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "abc\u{7}def\n").unwrap();
+        assert!(matches!(
+            read_token(&path, true).unwrap_err(),
+            TokenError::ControlCharacter { .. }
+        ));
+        std::fs::write(&path, "abcdef\r\n").unwrap();
+        assert!(read_token(&path, true).is_ok(), "a CRLF line end is fine");
+    }
+
+    #[test]
+    fn server_words_lose_the_token() {
+        let e = HitolinkError::Rejected {
+            status: 400,
+            message: "bad header Authorization: Bearer tok-123456789".into(),
+        }
+        .scrubbed(&["tok-123456789"]);
+        assert!(!e.to_string().contains("tok-123456789"), "{e}");
     }
 }

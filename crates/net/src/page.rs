@@ -51,6 +51,8 @@ impl RawItem {
 pub struct RawPage {
     pub fields: serde_json::Map<String, Value>,
     pub items: Vec<RawItem>,
+    /// `items_key` was there (an empty list, or even `null`, counts).
+    pub has_items: bool,
     /// Bytes that were not UTF-8 somewhere outside every item.
     pub damaged_outside_items: bool,
 }
@@ -70,6 +72,7 @@ pub fn split(body: &[u8], items_key: &str) -> Result<RawPage, String> {
     let mut fields = serde_json::Map::new();
     let mut items = Vec::new();
     let mut damaged_outside_items = false;
+    let has_items = top.contains_key(items_key);
     for (key, raw) in &top {
         if key == items_key {
             if raw.get() == "null" {
@@ -102,6 +105,7 @@ pub fn split(body: &[u8], items_key: &str) -> Result<RawPage, String> {
     Ok(RawPage {
         fields,
         items,
+        has_items,
         damaged_outside_items,
     })
 }
@@ -149,7 +153,7 @@ mod tests {
         assert!(split(br#"{"items": 5}"#, "items").is_err());
         assert!(split(br#"{"items": [1, }"#, "items").is_err());
         assert!(split(br#"{"items": null}"#, "items").unwrap().items.is_empty());
-        assert!(split(br#"{}"#, "items").unwrap().items.is_empty());
+        assert!(!split(br#"{}"#, "items").unwrap().has_items);
         let page = split(b"{\"items\": [], \"next_cursor\": \"\xfe\"}", "items").unwrap();
         assert!(page.damaged_outside_items);
     }
