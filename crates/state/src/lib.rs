@@ -37,6 +37,16 @@ pub enum StateError {
         "the state dir {dir} was written by another hitosync version (schema {found}, this one reads {SCHEMA_VERSION}); use the matching version or move the dir away to rebuild it from the calendar"
     )]
     Schema { dir: PathBuf, found: u64 },
+    /// The store's files are there but do not open as a hitosync store.
+    /// Never treated as empty: that would forget every mapping.
+    #[error(
+        "the state dir {dir} holds no readable hitosync store ({detail}); nothing in it was changed. To rebuild the mappings from both sides: stop the daemon, move the dir aside (mv {dir} {dir}.broken), then run `hitosync sync --full`"
+    )]
+    NotAStore { dir: PathBuf, detail: String },
+    #[error(
+        "the store does not open because an interrupted write left an unfinished snapshot that hitosync could not remove: remove {files} (as the daemon's user), then start again; nothing else needs to change"
+    )]
+    UnfinishedSnapshot { files: String },
     #[error("the state store failed: {0}")]
     Io(String),
     #[error("a state record is unreadable ({key}): {detail}")]
@@ -45,8 +55,78 @@ pub enum StateError {
 
 impl From<sled::Error> for StateError {
     fn from(e: sled::Error) -> Self {
-        StateError::Io(e.to_string())
+        StateError::Io(io_text(&e))
     }
+}
+
+/// sled wraps the OS error; an admin needs "No space left on device".
+fn io_text(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => match io.get_ref() {
+            Some(inner) => format!("{inner}"),
+            None => io.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The sled folder inside the state dir.
+const SLED_DIR: &str = "sled";
+
+/// State dir 0700, the sled folder 0700 and every file in it 0600,
+/// whatever the umask: the store holds interview data. Files sled makes
+/// later sit in the 0700 folder.
+fn make_private(dir: &Path, sled_dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        set(dir, 0o700)?;
+        std::fs::create_dir_all(sled_dir)?;
+        set(sled_dir, 0o700)?;
+        let mut stack = vec![sled_dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d)? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    set(&entry.path(), 0o700)?;
+                    stack.push(entry.path());
+                } else if kind.is_file() {
+                    set(&entry.path(), 0o600)?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, sled_dir);
+    Ok(())
+}
+
+/// sled writes a snapshot as `snap.<lsn>.generating` and renames it when
+/// complete. A write cut short (a full disk, a crash) leaves the partial
+/// file, which sled then takes for the newest snapshot and calls the whole
+/// store corrupted. It was never the snapshot in force, so it goes.
+/// Returns the ones that could not be removed.
+fn remove_unfinished_snapshots(sled_dir: &Path) -> Vec<PathBuf> {
+    let mut left = vec![];
+    let Ok(entries) = std::fs::read_dir(sled_dir) else {
+        return left;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!(file = %entry.path().display(), "removed an unfinished snapshot left by an interrupted write"),
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove an unfinished snapshot");
+                    left.push(entry.path());
+                }
+            }
+        }
+    }
+    left
 }
 
 /// One decision as kept in a record's history.
@@ -183,17 +263,25 @@ impl Store {
     }
 
     pub fn open_link(dir: &Path, link: &str) -> Result<Store, StateError> {
-        std::fs::create_dir_all(dir).map_err(|e| StateError::Open {
+        let open_err = |detail: String| StateError::Open {
             dir: dir.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let sled_dir = dir.join(SLED_DIR);
+        // Was there a store before this open? Then it must read as one.
+        let existed = std::fs::read_dir(&sled_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        make_private(dir, &sled_dir).map_err(|e| open_err(format!("setting permissions: {e}")))?;
+        let unfinished = remove_unfinished_snapshots(&sled_dir);
         // A process that just exited (or a handle this process just dropped,
         // whose sled flusher thread still holds the lock for a moment)
         // releases the lock shortly: wait up to two seconds before calling
         // the store taken.
         let mut attempts = 0;
         let db = loop {
-            match sled::Config::new().path(dir.join("sled")).open() {
+            match sled::Config::new().path(&sled_dir).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
@@ -207,14 +295,30 @@ impl Store {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                Err(other) => {
-                    return Err(StateError::Open {
-                        dir: dir.to_path_buf(),
-                        detail: other.to_string(),
+                Err(sled::Error::Corruption { .. }) if !unfinished.is_empty() => {
+                    return Err(StateError::UnfinishedSnapshot {
+                        files: unfinished
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     });
                 }
+                Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_))) => {
+                    return Err(StateError::NotAStore {
+                        dir: dir.to_path_buf(),
+                        detail: format!("sled reports: {}", io_text(&e)),
+                    });
+                }
+                Err(other) => return Err(open_err(io_text(&other))),
             }
         };
+        if existed && db.get("schema_version")?.is_none() {
+            return Err(StateError::NotAStore {
+                dir: dir.to_path_buf(),
+                detail: "a sled database without hitosync's schema version".into(),
+            });
+        }
         let tree = |name: &str| db.open_tree(format!("{link}/{name}"));
         let store = Store {
             dir: dir.to_path_buf(),
@@ -253,6 +357,15 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the store still takes writes. sled stops taking any after an
+    /// I/O error (a full disk, EIO) until it is opened again, even once the
+    /// cause is gone: a caller that sees this fail drops the store and
+    /// opens it anew.
+    pub fn check_writable(&self) -> Result<(), StateError> {
+        self.meta.insert("probe", &[1u8])?;
+        self.flush()
     }
 
     fn flush(&self) -> Result<(), StateError> {
@@ -688,6 +801,65 @@ mod tests {
         }
         let err = Store::open(dir.path()).unwrap_err();
         assert!(matches!(err, StateError::Schema { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_does_not_stop_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.set_cursors(Some("g"), Some("h"), Utc::now()).unwrap();
+        }
+        // what a write cut short by a full disk leaves behind
+        let left = dir.path().join("sled/snap.00000000FFFFFFFF.generating");
+        std::fs::write(&left, b"partial snapshot bytes").unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.cursor(Side::Hitolink).unwrap().unwrap().value, "h");
+        assert!(!left.exists());
+    }
+
+    #[test]
+    fn what_is_not_a_store_is_never_taken_for_an_empty_one() {
+        // garbage where the database should be
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sled")).unwrap();
+        std::fs::write(dir.path().join("sled/conf"), b"not sled at all").unwrap();
+        std::fs::write(dir.path().join("sled/db"), vec![0xA5u8; 4096]).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StateError::NotAStore { .. }), "{err}");
+        assert!(err.to_string().contains("hitosync sync --full"), "{err}");
+        // a sound sled database that hitosync never wrote
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path().join("sled")).unwrap();
+            db.insert("someone else's", &b"data"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StateError::NotAStore { .. }), "{err}");
+        // a fresh dir is a fresh store
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(&dir.path().join("new")).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        {
+            Store::open(&state).unwrap().set_cursors(Some("g"), None, Utc::now()).unwrap();
+        }
+        let s = Store::open(&state).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join("sled")), 0o700);
+        assert_eq!(mode(&state.join("sled/db")), 0o600);
+        assert_eq!(mode(&state.join("sled/conf")), 0o600);
+        s.check_writable().unwrap();
     }
 
     #[test]
