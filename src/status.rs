@@ -1,11 +1,63 @@
 //! What `status` and `inspect` show, built from the store, as text or JSON.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{CycleReport, PlanItem};
 use crate::reconcile::Case;
 use crate::state::{ConflictEntry, Intent, Parked, Record, Side, StateError, Store};
+
+/// How the cycles have been going: kept in the store's meta (so `status`
+/// shows it without a daemon) and, in the daemon, in memory too (so it
+/// shows even while the store cannot be written).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// The last failed cycle's error, kept after later successes.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failed cycles since the last good one.
+    pub consecutive_failures: u32,
+    /// When the last cycle that went through ended.
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+const HEALTH_KEY: &str = "health";
+
+impl Health {
+    pub fn load(store: &Store) -> Health {
+        store.meta(HEALTH_KEY).ok().flatten().unwrap_or_default()
+    }
+
+    pub fn save(&self, store: &Store) -> Result<(), StateError> {
+        store.put_meta(HEALTH_KEY, self)
+    }
+
+    pub fn failed(&mut self, error: String, at: DateTime<Utc>) {
+        self.last_error = Some(error);
+        self.last_error_at = Some(at);
+        self.consecutive_failures += 1;
+    }
+
+    pub fn succeeded(&mut self, at: DateTime<Utc>) {
+        self.consecutive_failures = 0;
+        self.last_success_at = Some(at);
+    }
+}
+
+/// What only a running daemon knows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Live {
+    /// The cycle under way, if any: what started it and when.
+    pub cycle_running: Option<RunningCycle>,
+    /// Why the store is not open, when it is not.
+    pub store_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningCycle {
+    pub trigger: String,
+    pub since: DateTime<Utc>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct CursorView {
@@ -25,6 +77,10 @@ pub struct StatusView {
     pub recent_conflicts: Vec<ConflictEntry>,
     pub parked: Vec<Parked>,
     pub breaker: Option<String>,
+    pub health: Health,
+    /// Only when a running daemon answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<Live>,
 }
 
 impl StatusView {
@@ -46,7 +102,49 @@ impl StatusView {
             recent_conflicts: store.conflicts(10)?,
             parked: store.parked()?,
             breaker: store.meta::<Option<String>>("breaker")?.flatten(),
+            health: Health::load(store),
+            daemon: None,
         })
+    }
+
+    /// With what the running daemon knows better than its store: its
+    /// health in memory is current even when the store takes no writes.
+    pub fn with_live(mut self, health: Health, live: Live) -> StatusView {
+        self.health = health;
+        self.daemon = Some(live);
+        self
+    }
+
+    fn render_health(&self, line: &mut impl FnMut(String)) {
+        let h = &self.health;
+        if let Some(live) = &self.daemon {
+            match &live.cycle_running {
+                Some(c) => line(format!(
+                    "cycle running: since {} ({})",
+                    c.since.to_rfc3339(),
+                    c.trigger
+                )),
+                None => line("cycle running: no".into()),
+            }
+            if let Some(e) = &live.store_error {
+                line(format!("store: NOT OPEN: {e}"));
+            }
+        }
+        line(format!(
+            "last good cycle ended: {}",
+            h.last_success_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "never".into())
+        ));
+        line(format!(
+            "failed cycles in a row: {}",
+            h.consecutive_failures
+        ));
+        match (&h.last_error, h.last_error_at) {
+            (Some(e), Some(at)) => line(format!("last error ({}): {e}", at.to_rfc3339())),
+            (Some(e), None) => line(format!("last error: {e}")),
+            _ => line("last error: none".into()),
+        }
     }
 
     pub fn render(&self) -> String {
@@ -56,17 +154,24 @@ impl StatusView {
             out.push('\n');
         };
         line(format!("state dir: {}", self.state_dir));
+        self.render_health(&mut line);
         line(format!("mapped interviews: {}", self.mapped_interviews));
         match &self.last_cycle {
             Some(c) => line(format!(
-                "last cycle: {} ({} ms): {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts",
+                "last completed cycle: {} ({} ms): {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts, {} unreadable items{}",
                 c.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 c.duration_ms,
                 c.applied,
                 c.parked,
                 c.calendar_writes,
                 c.hitolink_writes,
-                c.conflicts
+                c.conflicts,
+                c.unreadable,
+                if c.interrupted {
+                    " (stopped early)"
+                } else {
+                    ""
+                }
             )),
             None => line("last cycle: none yet".into()),
         }
@@ -226,8 +331,14 @@ pub fn render_cycle(report: &CycleReport) -> (String, u8) {
             "mass-deletion breaker tripped: {why}\ncheck both sides, then run `hitosync sync --allow-mass-delete` to apply the cancellations\n"
         ));
     }
+    if report.unreadable > 0 {
+        out.push_str(&format!(
+            "{} item(s) in the servers' pages could not be read and have no usable id; the log names each by position and hash\n",
+            report.unreadable
+        ));
+    }
     if report.interrupted {
-        out.push_str("stopped early (shutdown); the rest is read again by the next cycle\n");
+        out.push_str("stopped early; the rest is read again by the next cycle\n");
     }
     (out, if report.clean() { 0 } else { 1 })
 }
@@ -281,12 +392,43 @@ fn render_items(items: &[PlanItem]) -> String {
 
 /// What `status` prints.
 pub fn status_output(store: &Store, json: bool) -> Result<String, StateError> {
-    let view = StatusView::read(store, Utc::now())?;
+    render_status(&StatusView::read(store, Utc::now())?, json)
+}
+
+pub fn render_status(view: &StatusView, json: bool) -> Result<String, StateError> {
     Ok(if json {
-        serde_json::to_string_pretty(&view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
+        serde_json::to_string_pretty(view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
     } else {
         view.render()
     })
+}
+
+/// What a daemon whose store is not open can still say: its health and why.
+pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String {
+    if json {
+        let v = serde_json::json!({"health": health, "daemon": live});
+        return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+    }
+    let view = StatusView {
+        state_dir: String::new(),
+        mapped_interviews: 0,
+        last_cycle: None,
+        google_sync_token: None,
+        hitolink_cursor: None,
+        pending_operations: vec![],
+        conflicts_total: 0,
+        recent_conflicts: vec![],
+        parked: vec![],
+        breaker: None,
+        health: health.clone(),
+        daemon: Some(live.clone()),
+    };
+    let mut out = String::new();
+    view.render_health(&mut |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    });
+    out
 }
 
 /// What `inspect ID` prints, and its exit code (1: not known).

@@ -281,7 +281,11 @@ impl UnreadableItem {
 impl fmt::Display for UnreadableItem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.id {
-            Some(id) => write!(f, "item {} (id {id:?}, sha256 {})", self.position, self.hash)?,
+            Some(id) => write!(
+                f,
+                "item {} (id {id:?}, sha256 {})",
+                self.position, self.hash
+            )?,
             None => write!(f, "item {} (no id, sha256 {})", self.position, self.hash)?,
         }
         write!(f, ": {}", self.reason)

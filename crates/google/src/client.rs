@@ -543,8 +543,9 @@ fn event_to_api(new: &NewEvent) -> Event {
 
 /// One event of a listing page, decoded on its own.
 fn decode_event(item: &RawItem) -> Result<CalendarEvent, UnreadableItem> {
-    let unreadable =
-        |reason: String| UnreadableItem::new(item.id_text(), item.position, item.text.as_bytes(), reason);
+    let unreadable = |reason: String| {
+        UnreadableItem::new(item.id_text(), item.position, item.text.as_bytes(), reason)
+    };
     if item.damaged {
         return Err(unreadable(
             "the event holds bytes that are not UTF-8 text".into(),

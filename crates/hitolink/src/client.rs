@@ -312,7 +312,9 @@ fn change_item(item: &RawItem) -> Result<Result<Interview, Unsyncable>, Unreadab
     };
     let usable = item.usable_id();
     if item.damaged {
-        let reason = "the record holds bytes that are not UTF-8 text; correct the record in HITO-Link".to_string();
+        let reason =
+            "the record holds bytes that are not UTF-8 text; correct the record in HITO-Link"
+                .to_string();
         return match usable {
             Some(id) => Ok(Err(Unsyncable {
                 id: id.to_string(),
@@ -346,7 +348,9 @@ fn decode_record(bytes: &[u8], what: &str) -> Result<Interview, HitolinkError> {
     )
     .map_err(|e| HitolinkError::Protocol(format!("undecodable answer for {what}: {e}")))?;
     let Some(item) = page.items.first() else {
-        return Err(HitolinkError::Protocol(format!("an empty answer for {what}")));
+        return Err(HitolinkError::Protocol(format!(
+            "an empty answer for {what}"
+        )));
     };
     match change_item(item) {
         Ok(Ok(iv)) => Ok(iv),
@@ -447,12 +451,8 @@ impl HitolinkClient {
                 url: h.base_url.clone(),
                 expected,
             })?;
-        let mut client = HitolinkClient::new(
-            base,
-            token,
-            h.max_requests_per_minute,
-            Backoff::default(),
-        );
+        let mut client =
+            HitolinkClient::new(base, token, h.max_requests_per_minute, Backoff::default());
         client.bounds = Bounds::new(Duration::from_secs(h.max_retry_after_secs));
         Ok(client)
     }
@@ -545,7 +545,9 @@ impl HitolinkClient {
         .await
         .map_err(|e| HitolinkError::from_send(e, what))?;
         if !resp.status.is_success() {
-            return Err(HitolinkError::from_response(&resp, what).scrubbed(&[self.token.expose_secret()]));
+            return Err(
+                HitolinkError::from_response(&resp, what).scrubbed(&[self.token.expose_secret()])
+            );
         }
         Ok(resp)
     }
@@ -586,7 +588,9 @@ impl HitolinkClient {
         let raw = page::split(&resp.body, "items")
             .map_err(|e| HitolinkError::Protocol(format!("an undecodable change page: {e}")))?;
         if !raw.has_items {
-            return Err(HitolinkError::Protocol("a change page without items".into()));
+            return Err(HitolinkError::Protocol(
+                "a change page without items".into(),
+            ));
         }
         let next_cursor = match raw.fields.get("next_cursor") {
             Some(Value::String(c)) if c.contains('\u{FFFD}') => {
@@ -767,19 +771,13 @@ mod tests {
         let mut wrong_type = record(json!("iv_3"));
         wrong_type["version"] = json!("three");
         let wrong_type = wrong_type.to_string().into_bytes();
-        // invalid UTF-8 in the location of a record with a good id
-        let latin1 = record(json!("iv_4"))
-            .to_string()
-            .replace("\"location\":null", "\"location\":\"caf\u{1}\"")
-            .replace('\u{1}', "\u{FFFF}")
-            .into_bytes();
-        let latin1: Vec<u8> = {
-            let text = String::from_utf8(latin1).unwrap();
-            let at = text.find('\u{FFFF}').unwrap();
-            let mut b = text[..at].as_bytes().to_vec();
-            b.push(0xE9);
-            b.extend_from_slice(text[at + '\u{FFFF}'.len_utf8()..].as_bytes());
-            b
+        // invalid UTF-8 (Latin-1 é) in the location of a record with a good id
+        let latin1 = {
+            let mut v = record(json!("iv_4"));
+            v["location"] = json!("cafMARK");
+            let text = v.to_string().into_bytes();
+            let at = text.windows(4).position(|w| w == b"MARK").unwrap();
+            [&text[..at], &[0xE9u8][..], &text[at + 4..]].concat()
         };
         let no_id = {
             let mut v = record(json!(null));
@@ -798,7 +796,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&decided[2], Ok(Err(u)) if u.id == "iv_3"), "{:?}", decided[2]);
+        assert!(
+            matches!(&decided[2], Ok(Err(u)) if u.id == "iv_3"),
+            "{:?}",
+            decided[2]
+        );
         assert!(
             matches!(&decided[3], Ok(Err(u)) if u.id == "iv_4" && u.reason.contains("UTF-8")),
             "{:?}",

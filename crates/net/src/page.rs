@@ -152,7 +152,12 @@ mod tests {
         assert!(split(b"[1, 2]", "items").is_err());
         assert!(split(br#"{"items": 5}"#, "items").is_err());
         assert!(split(br#"{"items": [1, }"#, "items").is_err());
-        assert!(split(br#"{"items": null}"#, "items").unwrap().items.is_empty());
+        assert!(
+            split(br#"{"items": null}"#, "items")
+                .unwrap()
+                .items
+                .is_empty()
+        );
         assert!(!split(br#"{}"#, "items").unwrap().has_items);
         let page = split(b"{\"items\": [], \"next_cursor\": \"\xfe\"}", "items").unwrap();
         assert!(page.damaged_outside_items);

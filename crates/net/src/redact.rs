@@ -148,6 +148,9 @@ mod tests {
         ] {
             assert_eq!(scrub(text, &["", "short"]), text);
         }
-        assert_eq!(scrub("日本語のメッセージ", &["日本語のメッセージ"]), REDACTED);
+        assert_eq!(
+            scrub("日本語のメッセージ", &["日本語のメッセージ"]),
+            REDACTED
+        );
     }
 }

@@ -209,7 +209,12 @@ where
         if let Some(asked) = e.retry_after()
             && asked > bounds.max_retry_after
         {
-            tracing::warn!(call = what, asked_s = asked.as_secs(), cap_s = bounds.max_retry_after.as_secs(), "the server asked to wait longer than allowed; not waiting");
+            tracing::warn!(
+                call = what,
+                asked_s = asked.as_secs(),
+                cap_s = bounds.max_retry_after.as_secs(),
+                "the server asked to wait longer than allowed; not waiting"
+            );
             return Err(E::interrupted(Interrupted::RetryAfterTooLong {
                 asked,
                 cap: bounds.max_retry_after,
@@ -340,7 +345,13 @@ mod tests {
             InFlight::Abandon,
             || {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
-                async move { if n == 0 { Err(Flaky::After(120)) } else { Ok(()) } }
+                async move {
+                    if n == 0 {
+                        Err(Flaky::After(120))
+                    } else {
+                        Ok(())
+                    }
+                }
             },
         )
         .await;
@@ -368,7 +379,10 @@ mod tests {
         )
         .await;
         assert_eq!(r.unwrap_err(), Flaky::Cut(Interrupted::Stopped));
-        assert!(start.elapsed() < Duration::from_secs(200), "waited out the Retry-After");
+        assert!(
+            start.elapsed() < Duration::from_secs(200),
+            "waited out the Retry-After"
+        );
         // a read in flight is dropped too; a fired token stops the next call before it starts
         let r: Result<(), Flaky> = with_retries(
             &limiter(),
@@ -402,24 +416,8 @@ mod tests {
             CallStats::default(),
             CallStats::default(),
         );
-        let read = with_retries(
-            &l1,
-            &b,
-            &bounds,
-            &s1,
-            "read",
-            InFlight::Abandon,
-            slow,
-        );
-        let write = with_retries(
-            &l2,
-            &b,
-            &bounds,
-            &s2,
-            "write",
-            InFlight::Finish,
-            slow,
-        );
+        let read = with_retries(&l1, &b, &bounds, &s1, "read", InFlight::Abandon, slow);
+        let write = with_retries(&l2, &b, &bounds, &s2, "write", InFlight::Finish, slow);
         let (read, write) = tokio::join!(read, write);
         assert_eq!(read.unwrap_err(), Flaky::Cut(Interrupted::Stopped));
         assert!(write.is_ok(), "the write in flight was not finished");
@@ -445,7 +443,10 @@ mod tests {
         )
         .await;
         assert!(
-            matches!(r, Err(Flaky::Cut(Interrupted::OutOfTime { attempts: 4, .. }))),
+            matches!(
+                r,
+                Err(Flaky::Cut(Interrupted::OutOfTime { attempts: 4, .. }))
+            ),
             "{r:?}"
         );
         assert!(start.elapsed() <= Duration::from_secs(100));

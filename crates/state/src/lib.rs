@@ -80,7 +80,9 @@ fn make_private(dir: &Path, sled_dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let set = |p: &Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        };
         set(dir, 0o700)?;
         std::fs::create_dir_all(sled_dir)?;
         set(sled_dir, 0o700)?;
@@ -118,7 +120,9 @@ fn remove_unfinished_snapshots(sled_dir: &Path) -> Vec<PathBuf> {
         let name = name.to_string_lossy();
         if name.starts_with("snap.") && name.ends_with(".generating") {
             match std::fs::remove_file(entry.path()) {
-                Ok(()) => tracing::warn!(file = %entry.path().display(), "removed an unfinished snapshot left by an interrupted write"),
+                Ok(()) => {
+                    tracing::warn!(file = %entry.path().display(), "removed an unfinished snapshot left by an interrupted write")
+                }
                 Err(e) => {
                     tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove an unfinished snapshot");
                     left.push(entry.path());
@@ -851,7 +855,10 @@ mod tests {
         std::fs::create_dir(&state).unwrap();
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
         {
-            Store::open(&state).unwrap().set_cursors(Some("g"), None, Utc::now()).unwrap();
+            Store::open(&state)
+                .unwrap()
+                .set_cursors(Some("g"), None, Utc::now())
+                .unwrap();
         }
         let s = Store::open(&state).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
