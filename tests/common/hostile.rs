@@ -31,8 +31,16 @@ pub enum Action {
     /// A 200 whose JSON body is `mib` MiB, streamed without a
     /// Content-Length (the cursor is what is big, as in the issue).
     Huge { mib: usize },
-    /// Forwards, then changes the JSON answer.
+    /// Forwards, then changes the JSON answer (of a success).
     Rewrite(Arc<dyn Fn(&mut Value) + Send + Sync>),
+    /// A listing whose next-page token repeats forever: the request is
+    /// forwarded without its `query_param` (so the server answers its first
+    /// page again), and the answer's `field` is set to one fixed token, its
+    /// `nextSyncToken` removed.
+    LoopPages {
+        query_param: &'static str,
+        field: &'static str,
+    },
     /// Forwards, then appends these raw JSON items (bytes that need not be
     /// UTF-8) to the answer's `items`.
     AppendItems(Vec<Vec<u8>>),
@@ -51,6 +59,9 @@ struct Rule {
 
 struct Inner {
     upstream: SocketAddr,
+    /// Send the upstream's own address as `Host` (by default the client's
+    /// `Host` goes through, as a transparent proxy's would).
+    upstream_host: std::sync::atomic::AtomicBool,
     rules: Mutex<Vec<Rule>>,
     client: hitosync::http::Client,
     /// Requests that matched a rule, by path prefix (for assertions).
@@ -68,6 +79,7 @@ impl Hostile {
     pub async fn start(upstream: SocketAddr) -> Hostile {
         let inner = Arc::new(Inner {
             upstream,
+            upstream_host: Default::default(),
             rules: Mutex::new(vec![]),
             client: hitosync::http::client(),
             hits: Mutex::new(vec![]),
@@ -98,6 +110,14 @@ impl Hostile {
             action,
             left: times,
         });
+    }
+
+    /// Forward with the upstream's address as `Host`, as a reverse proxy
+    /// that rewrites it would.
+    pub fn rewrite_host(&self) {
+        self.inner
+            .upstream_host
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Back to forwarding everything.
@@ -200,6 +220,26 @@ async fn handle(
             let resp = forward(&inner, method, &uri, &headers, body).await;
             map_json(resp, |v| f(v)).await
         }
+        Some(Action::LoopPages { query_param, field }) => {
+            let path = uri.path();
+            let query: Vec<(String, String)> =
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .filter(|(k, _)| k != query_param)
+                    .collect();
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish();
+            let uri: Uri = format!("{path}?{query}").parse().unwrap();
+            let resp = forward(&inner, method, &uri, &headers, body).await;
+            map_json(resp, |v| {
+                v[field] = Value::from("hostile-loop-token");
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("nextSyncToken");
+                }
+            })
+            .await
+        }
         Some(Action::AppendItems(items)) => {
             let resp = forward(&inner, method, &uri, &headers, body).await;
             let (parts, body) = resp.into_parts();
@@ -260,16 +300,22 @@ async fn forward(
         inner.upstream,
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
     );
-    let pass: Vec<(HeaderName, String)> = headers
+    let rewrite = inner
+        .upstream_host
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let mut pass: Vec<(HeaderName, String)> = headers
         .iter()
         .filter(|(n, _)| {
             !matches!(
                 n.as_str(),
                 "content-length" | "content-type" | "connection" | "transfer-encoding"
-            )
+            ) && !(rewrite && n.as_str() == "host")
         })
         .filter_map(|(n, v)| Some((n.clone(), v.to_str().ok()?.to_string())))
         .collect();
+    if rewrite {
+        pass.push((axum::http::header::HOST, inner.upstream.to_string()));
+    }
     let body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
     match hitosync::http::send(&inner.client, method, &url, &pass, body).await {
         Ok(r) => {
