@@ -30,7 +30,10 @@ async fn run_bounded(env: &Env, args: &[&str], envs: &[(&str, &str)]) -> (i32, S
 
 /// The lines of `hitosync`'s own error report (not the log's).
 fn error_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.starts_with("error: ")).collect()
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
 }
 
 #[tokio::test]
@@ -53,7 +56,10 @@ async fn a_hitolink_cursor_that_never_moves_on_is_bounded() {
     assert!(errors[0].contains("HITO-Link"), "{}", errors[0]);
     assert!(h.hits(CHANGES) > 2, "the feed was not paged");
     let status = env.status_json().await;
-    assert!(status["hitolink_cursor"].is_null(), "a cursor was saved: {status}");
+    assert!(
+        status["hitolink_cursor"].is_null(),
+        "a cursor was saved: {status}"
+    );
     assert_eq!(status["health"]["consecutive_failures"], 1, "{status}");
 
     // under the daemon: status answers and SIGTERM ends it while it pages
@@ -131,8 +137,10 @@ async fn a_retry_after_of_a_day_is_an_error_not_a_wait() {
     g.on(
         None,
         EVENTS,
-        too_many(json!({"error": {"code": 429, "message": "Rate Limit Exceeded",
-            "errors": [{"reason": "rateLimitExceeded", "domain": "usageLimits"}]}})),
+        too_many(
+            json!({"error": {"code": 429, "message": "Rate Limit Exceeded",
+            "errors": [{"reason": "rateLimitExceeded", "domain": "usageLimits"}]}}),
+        ),
         None,
     );
     let (code, _, err) = run_bounded(&env, &["sync"], &[]).await;
@@ -210,7 +218,11 @@ async fn a_body_of_forty_megabytes_is_cut_off_and_never_saved() {
         "{}",
         errors[0]
     );
-    assert_eq!(h.hits(CHANGES), 1, "an oversized answer was asked for again");
+    assert_eq!(
+        h.hits(CHANGES),
+        1,
+        "an oversized answer was asked for again"
+    );
     let status = env.status_json().await;
     assert_eq!(status["hitolink_cursor"]["saved_at"], before, "{status}");
     let (_, text, _) = env.run(&["status"]).await;
@@ -254,7 +266,11 @@ async fn one_bad_item_never_stops_the_rest_of_its_page() {
     h.on(
         Some(Method::GET),
         CHANGES,
-        Action::AppendItems(vec![numeric.into_bytes(), typed.to_string().into_bytes(), latin1]),
+        Action::AppendItems(vec![
+            numeric.into_bytes(),
+            typed.to_string().into_bytes(),
+            latin1,
+        ]),
         None,
     );
     // Google: unmanaged events without an id, with a wrong type, with a
@@ -286,7 +302,10 @@ async fn one_bad_item_never_stops_the_rest_of_its_page() {
     // something is parked, so the exit code says so; nothing failed
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(error_lines(&err).is_empty(), "{err}");
-    assert!(out.contains("item(s) in the servers' pages could not be read"), "{out}");
+    assert!(
+        out.contains("item(s) in the servers' pages could not be read"),
+        "{out}"
+    );
     env.event_of(&second);
     assert_eq!(env.event_of(&first)["location"], "本社 9F");
     let status = env.status_json().await;
@@ -315,7 +334,10 @@ async fn one_bad_item_never_stops_the_rest_of_its_page() {
 async fn secrets_stay_out_of_logs_even_when_asked_for_and_echoed() {
     let env = Env::start().await;
     env.schedule("ap_1", 1, 10);
-    let leaky = [("RUST_LOG", "trace,yup_oauth2::service_account=debug,hyper::proto=trace")];
+    let leaky = [(
+        "RUST_LOG",
+        "trace,yup_oauth2::service_account=debug,hyper::proto=trace",
+    )];
     let (code, out, err) = run_bounded(&env, &["sync"], &leaky).await;
     assert_eq!(code, 0, "{err}");
     let mut all = format!("{out}{err}");
@@ -325,20 +347,76 @@ async fn secrets_stay_out_of_logs_even_when_asked_for_and_echoed() {
     h.on(None, CHANGES, Action::EchoAuth { status: 400 }, None);
     let (code, out, err) = run_bounded(&env, &["sync"], &leaky).await;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("you sent Authorization"), "the echo did not happen: {err}");
+    assert!(
+        err.contains("you sent Authorization"),
+        "the echo did not happen: {err}"
+    );
     all.push_str(&out);
     all.push_str(&err);
     h.clear();
     g.on(None, EVENTS, Action::EchoAuth { status: 400 }, None);
     let (code, out, err) = run_bounded(&env, &["sync"], &leaky).await;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("you sent Authorization"), "the echo did not happen: {err}");
+    assert!(
+        err.contains("you sent Authorization"),
+        "the echo did not happen: {err}"
+    );
     all.push_str(&out);
     all.push_str(&err);
     let (_, status, _) = env.run(&["status", "--json"]).await;
     all.push_str(&status);
-    for secret in [HITOLINK_TOKEN, "ya29.", "eyJhbGciOiJSUzI1NiIs", "PRIVATE KEY"] {
+    for secret in [
+        HITOLINK_TOKEN,
+        "ya29.",
+        "eyJhbGciOiJSUzI1NiIs",
+        "PRIVATE KEY",
+    ] {
         assert!(!all.contains(secret), "{secret:?} appeared in the output");
     }
     assert!(all.contains("Bearer [REDACTED]"), "nothing was scrubbed?");
+}
+
+/// The engine's part of the looping cursor (issue 11, What to build 1):
+/// a repeated cursor or page token is detected and named, long before any
+/// deadline. The tests above show today's bound (the cycle deadline).
+#[tokio::test]
+#[ignore = "needs the engine to detect a repeated HITO-Link cursor / Google page token (lead's part of issue 11)"]
+async fn a_repeated_cursor_or_page_token_is_named() {
+    let env = Env::start_full(&format!("{NEVER}\ncycle_deadline_secs = 600"), "").await;
+    env.schedule("ap_1", 1, 10);
+    let (g, h) = env.through_proxies().await;
+    h.on(
+        Some(Method::GET),
+        CHANGES,
+        Action::Rewrite(Arc::new(|v: &mut Value| v["has_more"] = json!(true))),
+        None,
+    );
+    let (code, _, err) = run_bounded(&env, &["sync"], &[]).await;
+    assert_eq!(code, 1, "{err}");
+    let errors = error_lines(&err);
+    assert!(
+        errors[0].contains("HITO-Link") && errors[0].contains("cursor"),
+        "{}",
+        errors[0]
+    );
+    assert!(!errors[0].contains("cycle_deadline_secs"), "{}", errors[0]);
+    h.clear();
+    g.on(
+        Some(Method::GET),
+        EVENTS,
+        Action::LoopPages {
+            query_param: "pageToken",
+            field: "nextPageToken",
+        },
+        None,
+    );
+    let (code, _, err) = run_bounded(&env, &["sync"], &[]).await;
+    assert_eq!(code, 1, "{err}");
+    let errors = error_lines(&err);
+    assert!(
+        errors[0].contains("hostile-loop-token") || errors[0].contains("page token"),
+        "{}",
+        errors[0]
+    );
+    assert!(!errors[0].contains("cycle_deadline_secs"), "{}", errors[0]);
 }

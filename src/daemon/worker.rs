@@ -140,6 +140,10 @@ pub struct Worker {
     pub shutdown: CancellationToken,
     failures: u32,
     retry_at: Option<DateTime<Utc>>,
+    /// The store took no writes after the last failure: open it anew
+    /// before the next cycle. Until then it still answers reads, for
+    /// `status`.
+    store_suspect: bool,
 }
 
 /// How one bounded cycle ended.
@@ -244,6 +248,7 @@ impl Worker {
             shutdown,
             failures: 0,
             retry_at: None,
+            store_suspect: false,
         }
     }
 
@@ -307,7 +312,15 @@ impl Worker {
             dry_run = opts.dry_run,
             "cycle starting"
         );
-        let store = match self.store.get_or_open().await {
+        let store = if std::mem::take(&mut self.store_suspect) {
+            // sled takes no write after an I/O error until it is opened
+            // again, even once space is back
+            warn!("the store took no writes after the last failure; opening it again");
+            self.store.reopen().await
+        } else {
+            self.store.get_or_open().await
+        };
+        let store = match store {
             Ok(s) => {
                 self.set_store_error(None);
                 s
@@ -376,40 +389,17 @@ impl Worker {
                 }
             }
         };
-        // sled takes no write after an I/O error until it is opened again;
-        // once space is back the next cycle must not fail for that alone.
-        if failure.is_some() && !outcome.shut_down {
-            drop(store);
-            self.recover_store().await;
+        // An I/O error (a full disk, EIO) leaves sled refusing writes for
+        // good; the next cycle opens it anew so that, once the cause is
+        // gone, it goes on without a restart.
+        if failure.is_some()
+            && !outcome.shut_down
+            && let Err(e) = store.check_writable()
+        {
+            warn!(error = %e, "the store takes no writes; the next cycle opens it again");
+            self.store_suspect = true;
         }
         answer
-    }
-
-    async fn recover_store(&self) {
-        let Some(store) = self.store.get() else {
-            return;
-        };
-        let Err(e) = store.check_writable() else {
-            return;
-        };
-        drop(store);
-        warn!(error = %e, "the store takes no writes; opening it again");
-        match self.store.reopen().await {
-            Ok(s) => match s.check_writable() {
-                Ok(()) => {
-                    info!("the store is open again and takes writes");
-                    self.set_store_error(None);
-                }
-                Err(e) => {
-                    warn!(error = %e, "the store still takes no writes (disk full?); the next cycle tries again");
-                }
-            },
-            Err(e) => {
-                let text = format!("the store cannot be opened: {e}");
-                warn!(error = %e, "the store cannot be opened again; the next cycle tries again");
-                self.set_store_error(Some(text));
-            }
-        }
     }
 
     fn succeeded(&mut self, store: &Store, report: &CycleReport) {

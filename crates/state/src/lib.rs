@@ -59,14 +59,29 @@ impl From<sled::Error> for StateError {
     }
 }
 
-/// sled wraps the OS error; an admin needs "No space left on device".
+/// sled keeps the OS error as its debug text (`Os { code: 28, kind:
+/// StorageFull, message: "No space left on device" }`); an admin needs
+/// the message, and what to do about a full disk.
 fn io_text(e: &sled::Error) -> String {
-    match e {
-        sled::Error::Io(io) => match io.get_ref() {
-            Some(inner) => format!("{inner}"),
-            None => io.to_string(),
-        },
-        other => other.to_string(),
+    let sled::Error::Io(io) = e else {
+        return e.to_string();
+    };
+    let inner = io
+        .get_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| io.to_string());
+    let text = inner
+        .split("message: \"")
+        .nth(1)
+        .and_then(|m| m.split('"').next())
+        .map(str::to_string)
+        .unwrap_or(inner);
+    if io.kind() == std::io::ErrorKind::StorageFull {
+        format!(
+            "{text}: free space on the disk that holds daemon.state_dir; nothing is lost, the cursors did not move"
+        )
+    } else {
+        text
     }
 }
 
