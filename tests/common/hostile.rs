@@ -306,10 +306,12 @@ async fn forward(
     let mut pass: Vec<(HeaderName, String)> = headers
         .iter()
         .filter(|(n, _)| {
-            !matches!(
+            let hop = matches!(
                 n.as_str(),
                 "content-length" | "content-type" | "connection" | "transfer-encoding"
-            ) && !(rewrite && n.as_str() == "host")
+            );
+            let replaced = rewrite && n.as_str() == "host";
+            !(hop || replaced)
         })
         .filter_map(|(n, v)| Some((n.clone(), v.to_str().ok()?.to_string())))
         .collect();
