@@ -313,18 +313,20 @@ impl Supervisor {
             json,
         };
         if let Err(e) = self.work.try_send(command) {
-            let (mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c)) = e;
-            warn!(
-                trigger = why,
-                "cycle requests are queued up; this one is dropped"
-            );
+            let (c, reason) = match e {
+                mpsc::error::TrySendError::Full(c) => {
+                    (c, "the daemon has too many cycles queued; try again later")
+                }
+                mpsc::error::TrySendError::Closed(c) => (c, "the daemon is shutting down"),
+            };
+            warn!(trigger = why, "cycle request not queued: {reason}");
             if let Command::Cycle {
                 reply: Some(reply), ..
             } = c
             {
                 let _ = reply.send(Answer {
                     exit_code: 1,
-                    output: "the daemon has too many cycles queued; try again later\n".into(),
+                    output: format!("{reason}\n"),
                 });
             }
         }
