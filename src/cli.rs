@@ -154,6 +154,10 @@ pub enum Emulate {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything hitosync creates (the store, the control socket, its
+    // temporary files) is for its own user only, whatever umask it was
+    // started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // The demo prints its own timeline; the daemon's info lines would bury it.
     #[cfg(feature = "emulators")]
     let quiet = matches!(cli.command, Command::Demo { .. } | Command::Bench { .. });
@@ -174,10 +178,17 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: many errors
+/// already quote their source in their own message, and anyhow's `{:#}`
+/// would print it again after it.
+fn error_text(e: &anyhow::Error) -> String {
+    crate::http::error_chain(e.as_ref())
 }
 
 /// An error with the exit code it deserves: 2 for configuration and
@@ -208,26 +219,73 @@ fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
 
 fn open_store(config: &Config) -> Result<Store, Failure> {
     Store::open(&config.daemon.state_dir).map_err(|e| match e {
-        StateError::Open { .. } => setup_error(e),
+        StateError::Open { .. }
+        | StateError::NotAStore { .. }
+        | StateError::UnfinishedSnapshot { .. }
+        | StateError::Schema { .. } => setup_error(e),
         other => run_error(other),
     })
 }
 
+/// Fires on SIGINT or SIGTERM: a one-shot cycle stops like the daemon's.
+fn stop_on_signals() -> crate::retry::CancellationToken {
+    let token = crate::retry::CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        fire.cancel();
+    });
+    token
+}
+
+/// One cycle outside the daemon, bounded like the daemon's
+/// (`daemon.cycle_deadline_secs`, SIGINT/SIGTERM); its outcome is kept in
+/// the store for `status`.
 async fn run_cycle(config: &Config, opts: CycleOptions) -> Result<CycleReport, Failure> {
-    let link = Link::connect(config).await.map_err(setup_error)?;
+    let mut link = Link::connect(config).await.map_err(setup_error)?;
     let store = open_store(config)?;
-    link.engine(&store, None)
-        .cycle(&opts)
-        .await
-        .map_err(|e| match e {
+    let stop = stop_on_signals();
+    let deadline = config.daemon.cycle_deadline();
+    let outcome = daemon::worker::bounded_cycle(&mut link, &store, &opts, deadline, &stop).await;
+    let failure = outcome.failure(deadline);
+    if !opts.dry_run {
+        let mut health = status::Health::load(&store);
+        match &failure {
+            None if !outcome.shut_down => health.succeeded(chrono::Utc::now()),
+            None => {}
+            Some(text) => health.failed(text.clone(), chrono::Utc::now()),
+        }
+        // the cycle's own error says more than a failed bookkeeping write
+        let _ = health.save(&store);
+    }
+    match (outcome.result, failure) {
+        (Ok(report), None) => Ok(report),
+        (Ok(report), Some(text)) => {
+            print!("{}", status::render_cycle(&report).0);
+            Err(run_error(anyhow::anyhow!(text)))
+        }
+        (Err(_), Some(text)) if outcome.deadline_hit => Err(run_error(anyhow::anyhow!(text))),
+        (Err(e), _) => Err(match e {
             EngineError::Google(
                 GoogleError::Auth(_)
                 | GoogleError::ApiDisabled { .. }
-                | GoogleError::Forbidden { .. },
+                | GoogleError::Forbidden { .. }
+                | GoogleError::CalendarNotFound { .. },
             ) => setup_error(e),
             EngineError::Hitolink(HitolinkError::Unauthorized) => setup_error(e),
             other => run_error(other),
-        })
+        }),
+    }
 }
 
 /// Sends `req` to a running daemon; `None` when none listens.
@@ -409,7 +467,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(match result {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            eprintln!("error: {}", error_text(&f.error));
             ExitCode::from(f.code)
         }
     })

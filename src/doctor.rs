@@ -324,6 +324,13 @@ fn auth_failure(e: &AuthError, config: &Config) -> Check {
             "google.service_account_email を GCP に表示されるサービスアカウントのアドレスと一致させてください(1-④)。",
             "Make google.service_account_email match the service account's address in the Cloud console (1-④).",
         ),
+        AuthError::AudienceMismatch { detail } => Check::failed(
+            STEP_CONFIG,
+            "token exchange",
+            format!("the token endpoint rejected the JWT's audience (invalid_grant: {detail})"),
+            "google.token_uri は応答するトークンエンドポイントの URL にしてください(Google なら https://oauth2.googleapis.com/token。キーを省略すると既定値になります)。時計の問題ではありません。",
+            "Set google.token_uri to the URL of the endpoint that answers (https://oauth2.googleapis.com/token for Google; leave the key out for the default). This is not a clock problem.",
+        ),
         AuthError::Unreachable { uri, detail } => Check::failed(
             STEP_DELEGATION,
             "token exchange",
@@ -349,6 +356,16 @@ fn calendar_failure(e: &GoogleError, config: &Config) -> Check {
             "the Google Calendar API is not enabled for the project (403 accessNotConfigured)",
             "GCP の「APIとサービス」>「ライブラリ」で Google Calendar API を有効にしてください(1-②)。",
             "Enable the Google Calendar API under APIs & Services > Library in the Cloud console (1-②).",
+        ),
+        GoogleError::CalendarNotFound { calendar_id } => Check::failed(
+            STEP_ORGANIZER,
+            "organizer calendar",
+            format!(
+                "google.calendar_id = {calendar_id:?} is not a calendar {} can use (404)",
+                config.google.organizer_email
+            ),
+            "google.calendar_id を primary(予約元ユーザー自身のカレンダー)にするか、そのカレンダーを予約元ユーザーに「予定の変更」権限で共有してください(1-⑤)。",
+            "Set google.calendar_id to primary (the organizer's own calendar), or share that calendar with the organizer with \"Make changes to events\" (step 1-⑤).",
         ),
         GoogleError::NotFound { .. } | GoogleError::Forbidden { .. } => Check::failed(
             STEP_ORGANIZER,
@@ -475,6 +492,10 @@ async fn hitolink(config: &Config) -> Check {
                 TokenError::InsecurePermissions { .. } => (
                     "トークンファイルを chmod 600 にしてください。",
                     "Run chmod 600 on the token file.",
+                ),
+                TokenError::ControlCharacter { .. } => (
+                    "トークンファイルの1行目に制御文字が含まれています。API トークンだけを1行目に書き直してください。",
+                    "The token file's first line holds a control character: write the API token alone on the first line.",
                 ),
                 _ => (
                     "HITO-Link の API トークンを hitolink.api_token_file のファイルの1行目に置いてください。",

@@ -1,11 +1,63 @@
 //! What `status` and `inspect` show, built from the store, as text or JSON.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{CycleReport, PlanItem};
-use crate::reconcile::Case;
-use crate::state::{ConflictEntry, Intent, Parked, Record, Side, StateError, Store};
+use crate::reconcile::{Case, LinkHalf};
+use crate::state::{ConflictEntry, Intent, Parked, Record, Report, Side, StateError, Store};
+
+/// How the cycles have been going: kept in the store's meta (so `status`
+/// shows it without a daemon) and, in the daemon, in memory too (so it
+/// shows even while the store cannot be written).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// The last failed cycle's error, kept after later successes.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failed cycles since the last good one.
+    pub consecutive_failures: u32,
+    /// When the last cycle that went through ended.
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+const HEALTH_KEY: &str = "health";
+
+impl Health {
+    pub fn load(store: &Store) -> Health {
+        store.meta(HEALTH_KEY).ok().flatten().unwrap_or_default()
+    }
+
+    pub fn save(&self, store: &Store) -> Result<(), StateError> {
+        store.put_meta(HEALTH_KEY, self)
+    }
+
+    pub fn failed(&mut self, error: String, at: DateTime<Utc>) {
+        self.last_error = Some(error);
+        self.last_error_at = Some(at);
+        self.consecutive_failures += 1;
+    }
+
+    pub fn succeeded(&mut self, at: DateTime<Utc>) {
+        self.consecutive_failures = 0;
+        self.last_success_at = Some(at);
+    }
+}
+
+/// What only a running daemon knows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Live {
+    /// The cycle under way, if any: what started it and when.
+    pub cycle_running: Option<RunningCycle>,
+    /// Why the store is not open, when it is not.
+    pub store_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningCycle {
+    pub trigger: String,
+    pub since: DateTime<Utc>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct CursorView {
@@ -24,7 +76,19 @@ pub struct StatusView {
     pub conflicts_total: usize,
     pub recent_conflicts: Vec<ConflictEntry>,
     pub parked: Vec<Parked>,
+    /// Records read from the feeds and not yet applied (a stopped or
+    /// interrupted cycle leaves them; the next one goes on in order).
+    pub work_waiting: usize,
+    /// Interviews whose `external_event_id` waits to be written back.
+    pub links_waiting: usize,
+    /// Events left alone on purpose: look-alikes of managed events, and
+    /// bookings on shapes that cannot book.
+    pub reported_events: Vec<Report>,
     pub breaker: Option<String>,
+    pub health: Health,
+    /// Only when a running daemon answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<Live>,
 }
 
 impl StatusView {
@@ -45,8 +109,53 @@ impl StatusView {
             conflicts_total: store.conflict_count(),
             recent_conflicts: store.conflicts(10)?,
             parked: store.parked()?,
+            work_waiting: store.work_count(),
+            links_waiting: store.pending_link_count(),
+            reported_events: store.reports()?,
             breaker: store.meta::<Option<String>>("breaker")?.flatten(),
+            health: Health::load(store),
+            daemon: None,
         })
+    }
+
+    /// With what the running daemon knows better than its store: its
+    /// health in memory is current even when the store takes no writes.
+    pub fn with_live(mut self, health: Health, live: Live) -> StatusView {
+        self.health = health;
+        self.daemon = Some(live);
+        self
+    }
+
+    fn render_health(&self, line: &mut impl FnMut(String)) {
+        let h = &self.health;
+        if let Some(live) = &self.daemon {
+            match &live.cycle_running {
+                Some(c) => line(format!(
+                    "cycle running: since {} ({})",
+                    c.since.to_rfc3339(),
+                    c.trigger
+                )),
+                None => line("cycle running: no".into()),
+            }
+            if let Some(e) = &live.store_error {
+                line(format!("store: NOT OPEN: {e}"));
+            }
+        }
+        line(format!(
+            "last good cycle ended: {}",
+            h.last_success_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "never".into())
+        ));
+        line(format!(
+            "failed cycles in a row: {}",
+            h.consecutive_failures
+        ));
+        match (&h.last_error, h.last_error_at) {
+            (Some(e), Some(at)) => line(format!("last error ({}): {e}", at.to_rfc3339())),
+            (Some(e), None) => line(format!("last error: {e}")),
+            _ => line("last error: none".into()),
+        }
     }
 
     pub fn render(&self) -> String {
@@ -56,17 +165,24 @@ impl StatusView {
             out.push('\n');
         };
         line(format!("state dir: {}", self.state_dir));
+        self.render_health(&mut line);
         line(format!("mapped interviews: {}", self.mapped_interviews));
         match &self.last_cycle {
             Some(c) => line(format!(
-                "last cycle: {} ({} ms): {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts",
+                "last completed cycle: {} ({} ms): {} applied, {} parked, {} calendar writes, {} HITO-Link writes, {} conflicts, {} unreadable items{}",
                 c.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 c.duration_ms,
                 c.applied,
                 c.parked,
                 c.calendar_writes,
                 c.hitolink_writes,
-                c.conflicts
+                c.conflicts,
+                c.unreadable,
+                if c.interrupted {
+                    " (stopped early)"
+                } else {
+                    ""
+                }
             )),
             None => line("last cycle: none yet".into()),
         }
@@ -121,6 +237,30 @@ impl StatusView {
                 }
             ));
         }
+        line(format!(
+            "records read and waiting to be applied: {}",
+            self.work_waiting
+        ));
+        line(format!(
+            "interviews waiting for their external_event_id: {}",
+            self.links_waiting
+        ));
+        line(format!(
+            "events left alone (reported): {}",
+            self.reported_events.len()
+        ));
+        for r in &self.reported_events {
+            line(format!(
+                "  event {}{}: {} (since {})",
+                r.event_id,
+                r.interview_id
+                    .as_deref()
+                    .map(|i| format!(" claims interview {i}"))
+                    .unwrap_or_default(),
+                r.reason,
+                r.first_seen.to_rfc3339()
+            ));
+        }
         match &self.breaker {
             Some(why) => line(format!(
                 "mass-deletion breaker: TRIPPED: {why}; check both sides, then run `hitosync sync --allow-mass-delete`"
@@ -136,6 +276,8 @@ impl StatusView {
 pub struct InspectView {
     pub record: Option<Record>,
     pub parked: Option<Parked>,
+    /// Events that claim this interview but are not its event.
+    pub lookalikes: Vec<Report>,
 }
 
 impl InspectView {
@@ -182,6 +324,20 @@ impl InspectView {
             out.push_str(&format!("    {email}: {}\n", r.hitolink()));
         }
         out.push_str(&format!("  title: {}\n", s.presentation.title));
+        out.push_str(&format!(
+            "  external_event_id written back: {}\n",
+            match s.link {
+                LinkHalf::Written => "yes",
+                LinkHalf::Pending => "waiting in the write-back queue",
+                LinkHalf::Unknown => "not checked yet (store from an older version)",
+            }
+        ));
+        for l in &self.lookalikes {
+            out.push_str(&format!(
+                "  look-alike event {}: {} (left alone)\n",
+                l.event_id, l.reason
+            ));
+        }
         if let Some(p) = &self.parked {
             out.push_str(&format!(
                 "  parked: {} (attempt {})\n",
@@ -226,8 +382,14 @@ pub fn render_cycle(report: &CycleReport) -> (String, u8) {
             "mass-deletion breaker tripped: {why}\ncheck both sides, then run `hitosync sync --allow-mass-delete` to apply the cancellations\n"
         ));
     }
+    if report.unreadable > 0 {
+        out.push_str(&format!(
+            "{} item(s) in the servers' pages could not be read and have no usable id; the log names each by position and hash\n",
+            report.unreadable
+        ));
+    }
     if report.interrupted {
-        out.push_str("stopped early (shutdown); the rest is read again by the next cycle\n");
+        out.push_str("stopped early; the rest is read again by the next cycle\n");
     }
     (out, if report.clean() { 0 } else { 1 })
 }
@@ -271,22 +433,60 @@ fn render_items(items: &[PlanItem]) -> String {
             } else {
                 ""
             };
-            format!(
+            let mut line = format!(
                 "  {}  {:?}  {}{}\n",
                 item.key, item.case, item.summary, mark
-            )
+            );
+            for op in &item.ops {
+                line.push_str(&format!("      {op}\n"));
+            }
+            line
         })
         .collect()
 }
 
 /// What `status` prints.
 pub fn status_output(store: &Store, json: bool) -> Result<String, StateError> {
-    let view = StatusView::read(store, Utc::now())?;
+    render_status(&StatusView::read(store, Utc::now())?, json)
+}
+
+pub fn render_status(view: &StatusView, json: bool) -> Result<String, StateError> {
     Ok(if json {
-        serde_json::to_string_pretty(&view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
+        serde_json::to_string_pretty(view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
     } else {
         view.render()
     })
+}
+
+/// What a daemon whose store is not open can still say: its health and why.
+pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String {
+    if json {
+        let v = serde_json::json!({"health": health, "daemon": live});
+        return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+    }
+    let view = StatusView {
+        state_dir: String::new(),
+        mapped_interviews: 0,
+        last_cycle: None,
+        google_sync_token: None,
+        hitolink_cursor: None,
+        pending_operations: vec![],
+        conflicts_total: 0,
+        recent_conflicts: vec![],
+        parked: vec![],
+        work_waiting: 0,
+        links_waiting: 0,
+        reported_events: vec![],
+        breaker: None,
+        health: health.clone(),
+        daemon: Some(live.clone()),
+    };
+    let mut out = String::new();
+    view.render_health(&mut |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    });
+    out
 }
 
 /// What `inspect ID` prints, and its exit code (1: not known).
@@ -297,6 +497,11 @@ pub fn inspect_output(store: &Store, id: &str, json: bool) -> Result<(String, u8
             .parked()?
             .into_iter()
             .find(|p| p.key == crate::state::WorkKey::Interview(id.to_string())),
+        lookalikes: store
+            .reports()?
+            .into_iter()
+            .filter(|r| r.interview_id.as_deref() == Some(id))
+            .collect(),
     };
     let code = if view.record.is_some() || view.parked.is_some() {
         0

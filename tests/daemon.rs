@@ -4,139 +4,28 @@
 
 mod common;
 
-use std::os::unix::net::UnixDatagram;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::daemon::{Daemon, NEVER, NotifySocket, eventually};
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-/// A schedule that never fires during a test: cycles come from signals.
-const NEVER: &str = "schedule = \"0 0 0 1 1 *\"\nfull_resync_schedule = \"0 0 0 1 1 *\"";
-
-struct Daemon {
-    child: Child,
-    logs: mpsc::UnboundedReceiver<String>,
-    seen: Vec<String>,
-}
-
-impl Daemon {
-    async fn start(env: &Env, envs: &[(&str, &str)]) -> Daemon {
-        // systemd names the watched process in WATCHDOG_PID; a shell that
-        // execs the daemon knows its pid in advance.
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
-            .arg(env!("CARGO_BIN_EXE_hitosync"))
-            .arg(&env.config)
-            .envs(envs.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (tx, logs) = mpsc::unbounded_channel();
-        let stderr = child.stderr.take().unwrap();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                let _ = tx.send(l);
-            }
-        });
-        let mut d = Daemon {
-            child,
-            logs,
-            seen: vec![],
-        };
-        d.wait_log("daemon started").await;
-        d
-    }
-
-    /// Waits for a log line containing `text` (10 s at most).
-    async fn wait_log(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
-            return l.clone();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.logs.recv()).await {
-                Ok(Some(l)) => {
-                    self.seen.push(l.clone());
-                    if l.contains(text) {
-                        return l;
-                    }
-                }
-                _ => panic!("no log line with {text:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn count(&mut self, text: &str) -> usize {
-        while let Ok(l) = self.logs.try_recv() {
-            self.seen.push(l);
-        }
-        self.seen.iter().filter(|l| l.contains(text)).count()
-    }
-
-    fn signal(&self, sig: i32) {
-        let pid = self.child.id().unwrap() as i32;
-        // SAFETY-free: kill(1) as a process, no unsafe code needed
-        std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-    }
-
-    async fn stop(mut self) -> i32 {
-        self.signal(15);
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        status.code().unwrap_or(-1)
-    }
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn signals_socket_reload_and_notify() {
     let env = Env::start_full(NEVER, "").await;
-    let notify_path = env.dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    // read all along, as systemd does
+    let notify = NotifySocket::bind(env.dir.path(), true);
     let mut d = Daemon::start(
         &env,
         &[
-            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("NOTIFY_SOCKET", notify.path.to_str().unwrap()),
             ("WATCHDOG_USEC", "200000"),
         ],
     )
     .await;
     // READY and WATCHDOG reach the notify socket
-    let mut got = String::new();
-    let mut buf = [0u8; 4096];
-    while !(got.contains("READY=1") && got.contains("WATCHDOG=1")) {
-        let n = notify
-            .recv(&mut buf)
-            .expect("no notification from the daemon");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-        got.push('\n');
-    }
+    notify.wait_for("READY=1").await;
+    notify.wait_for("WATCHDOG=1").await;
 
     // SIGUSR1 runs a cycle
     let id = env.schedule("ap_1", 1, 10);
@@ -303,7 +192,7 @@ async fn sigterm_during_an_import_then_restart_makes_one_event_each() {
     env.google.emu.clear_faults();
     let mut d = Daemon::start(&env, &[]).await;
     d.signal(10);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + common::daemon::HANG;
     while env.events().len() < 500 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

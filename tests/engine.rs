@@ -212,3 +212,52 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
         assert!(iv.external_event_id.is_some(), "{iv:?}");
     }
 }
+
+#[tokio::test]
+async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs() {
+    use hitosync::emulator::faults::Phase;
+    use hitosync::emulator::google::Fault;
+    let g = GoogleEmu::start().await;
+    let h = HitolinkEmu::start(hiring_seed()).await;
+    // a booking for an application HITO-Link does not know: parked
+    g.emu
+        .ui_create(
+            ORGANIZER,
+            json!({
+                "id": "b00king0001",
+                "summary": "面接 HL:ap_9",
+                "start": {"dateTime": "2099-12-02T10:00:00+09:00", "timeZone": "Asia/Tokyo"},
+                "end": {"dateTime": "2099-12-02T11:00:00+09:00", "timeZone": "Asia/Tokyo"},
+            }),
+        )
+        .unwrap();
+    let (cal, hl) = real_clients(&g, &h).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let e = engine(&cal, &hl, &store, None);
+    e.cycle(&drain()).await.unwrap();
+    let parked = store.parked().unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(parked[0].reason.contains("ap_9"), "{parked:?}");
+
+    // when it comes due, reading it again fails every time; meanwhile a
+    // recruiter schedules an interview
+    let id = schedule(&h, 1).remove(0);
+    g.emu
+        .inject_on("events.get", Phase::Before, Fault::ServerError, 50)
+        .unwrap();
+    let later = CycleOptions {
+        now: Some(chrono::Utc::now() + chrono::Duration::minutes(5)),
+        ..drain()
+    };
+    let r = e.cycle(&later).await.unwrap();
+    assert_eq!(r.applied, 1, "the rest syncs: {r:?}");
+    let parked = store.parked().unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(
+        parked[0].reason.contains("reading it again failed"),
+        "{parked:?}"
+    );
+    assert_eq!(parked[0].attempts, 2);
+    assert!(h.emu.get(&id).unwrap().body["external_event_id"].is_string());
+}

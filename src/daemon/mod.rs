@@ -1,32 +1,40 @@
 //! `hitosync run`: the long-running daemon.
 //!
-//! One loop owns the engine, so two cycles never overlap. It wakes for the
-//! schedules, for signals (SIGHUP reload, SIGUSR1 sync, SIGUSR2 full resync,
-//! SIGTERM/SIGINT stop), for control-socket requests and for edits of the
-//! config file, and tells systemd how it is doing (`Type=notify`).
+//! Two tasks. The worker (`worker`) runs the cycles of the link, one at a
+//! time, each bounded by `daemon.cycle_deadline_secs`, on its schedules and
+//! on request. The supervisor (here) never runs a cycle, so it is always
+//! free: it answers `status` and `inspect` from the shared store at once,
+//! reloads the config (SIGHUP or an edited file), forwards SIGUSR1/SIGUSR2
+//! and `sync`/`plan` requests to the worker, pings the systemd watchdog,
+//! and on SIGTERM/SIGINT fires the shutdown token that ends every wait of
+//! the cycle under way, lets the record in flight finish, and exits 0.
 
 pub mod control;
 pub mod metrics;
+pub mod systemd;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use crate::retry::CancellationToken;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError};
-use crate::engine::{CycleOptions, CycleReport};
+use crate::engine::CycleOptions;
 use crate::link::{Link, LinkError};
 use crate::state::{StateError, Store};
-use crate::status;
+use crate::status::{self, Health};
 use control::{Answer, ControlError, Request};
 use metrics::Metrics;
+use systemd::Notifier;
+use worker::{Command, Settings, Shared, StoreSlot, Worker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -53,7 +61,16 @@ impl DaemonError {
     pub fn is_setup(&self) -> bool {
         matches!(
             self,
-            DaemonError::Config(_) | DaemonError::Link(_) | DaemonError::Metrics { .. }
+            DaemonError::Config(_)
+                | DaemonError::Link(_)
+                | DaemonError::Metrics { .. }
+                | DaemonError::Control(ControlError::NotASocket { .. } | ControlError::Bind { .. })
+                | DaemonError::State(
+                    StateError::Open { .. }
+                        | StateError::NotAStore { .. }
+                        | StateError::UnfinishedSnapshot { .. }
+                        | StateError::Schema { .. }
+                )
         )
     }
 }
@@ -79,33 +96,6 @@ impl Signals {
     }
 }
 
-/// What the loop is asked to do next.
-enum Job {
-    Cycle {
-        opts: CycleOptions,
-        reply: Option<oneshot::Sender<Answer>>,
-        why: &'static str,
-        /// A `plan --json` request: answer in JSON.
-        json: bool,
-    },
-    Reload,
-    Stop,
-    Nothing,
-}
-
-struct Daemon {
-    config_path: PathBuf,
-    config: Config,
-    link: Link,
-    store: Arc<Store>,
-    metrics: Arc<Metrics>,
-    schedule: cron::Schedule,
-    full_schedule: cron::Schedule,
-    failures: u32,
-    retry_at: Option<DateTime<Utc>>,
-    stop: AtomicBool,
-}
-
 /// Runs until SIGTERM/SIGINT. Returns after the write in flight finished
 /// and everything was flushed.
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
@@ -120,7 +110,12 @@ pub async fn run_until(
 ) -> Result<(), DaemonError> {
     tokio::pin!(shutdown);
     let config = Config::load(config_path)?;
-    let store = Arc::new(Store::open(&config.daemon.state_dir)?);
+    for w in config.warnings() {
+        warn!("{w}");
+    }
+    let schedules = schedules(&config, config_path)?;
+    let store = Store::open(&config.daemon.state_dir)?;
+    let health = Health::load(&store);
     let link = Link::connect(&config).await?;
     let metrics = Arc::new(Metrics::default());
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Envelope>(16);
@@ -145,82 +140,86 @@ pub async fn run_until(
     let mut signals = Signals::install()?;
     let (watch_tx, mut watch_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_config(config_path, watch_tx);
-    let mut daemon = Daemon {
+
+    let notifier = Arc::new(Notifier::from_env());
+    let store = Arc::new(StoreSlot::new(config.daemon.state_dir.clone(), store));
+    let shared = Arc::new(Shared::default());
+    *shared.health.lock().unwrap_or_else(|p| p.into_inner()) = health;
+    let stop = CancellationToken::new();
+    let (work_tx, work_rx) = mpsc::channel::<Command>(16);
+    let worker = Worker::new(
+        Settings {
+            link,
+            schedule: schedules.0,
+            full_schedule: schedules.1,
+            deadline: config.daemon.cycle_deadline(),
+        },
+        store.clone(),
+        shared.clone(),
+        metrics.clone(),
+        notifier.clone(),
+        stop.clone(),
+    );
+    let worker_task = tokio::spawn(worker.run(work_rx));
+    let mut supervisor = Supervisor {
         config_path: config_path.to_path_buf(),
-        schedule: crate::config::parse_schedule(&config.daemon.schedule)
-            .map_err(|_| invalid_schedule(config_path))?,
-        full_schedule: crate::config::parse_schedule(&config.daemon.full_resync_schedule)
-            .map_err(|_| invalid_schedule(config_path))?,
         config,
-        link,
         store,
+        shared,
         metrics,
-        failures: 0,
-        retry_at: None,
-        stop: AtomicBool::new(false),
+        notifier: notifier.clone(),
+        work: work_tx,
     };
     let mut watchdog = watchdog_interval();
-    let _ = sd_notify::notify(
-        false,
-        &[
-            NotifyState::Ready,
-            NotifyState::Status("ready; waiting for the first cycle"),
-        ],
-    );
+    notifier.notify(&[
+        NotifyState::Ready,
+        NotifyState::Status("ready; waiting for the first cycle"),
+    ]);
     info!(config = %config_path.display(), "hitosync daemon started");
 
     loop {
-        let now = Utc::now();
-        let next = daemon.next_tick(now);
-        let next_full = daemon.full_schedule.after(&now).next();
-        let job = tokio::select! {
-            _ = sleep_until(next) => daemon.scheduled_cycle(false),
-            _ = sleep_until(next_full) => daemon.scheduled_cycle(true),
-            _ = signals.usr1.recv() => Job::Cycle { opts: CycleOptions::default(), reply: None, why: "SIGUSR1", json: false },
-            _ = signals.usr2.recv() => Job::Cycle { opts: CycleOptions { full: true, ..Default::default() }, reply: None, why: "SIGUSR2", json: false },
-            _ = signals.hup.recv() => Job::Reload,
+        tokio::select! {
+            _ = signals.usr1.recv() => supervisor.cycle(CycleOptions::default(), None, "SIGUSR1", false),
+            _ = signals.usr2.recv() => supervisor.cycle(CycleOptions { full: true, ..Default::default() }, None, "SIGUSR2", false),
+            _ = signals.hup.recv() => supervisor.reload().await,
             Some(()) = watch_rx.recv() => {
                 // editors write in several steps: let them finish
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 while watch_rx.try_recv().is_ok() {}
-                Job::Reload
+                supervisor.reload().await;
             }
-            Some((req, reply)) = ctl_rx.recv() => daemon.control(req, reply),
-            _ = signals.term.recv() => Job::Stop,
-            _ = signals.int.recv() => Job::Stop,
-            _ = &mut shutdown => Job::Stop,
-            _ = tick(&mut watchdog) => {
-                let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
-                Job::Nothing
-            }
-        };
-        match job {
-            Job::Nothing => {}
-            Job::Reload => daemon.reload().await,
-            Job::Stop => break,
-            Job::Cycle {
-                opts,
-                reply,
-                why,
-                json,
-            } => {
-                let stopping = daemon
-                    .cycle(opts, reply, why, json, &mut signals, &mut watchdog)
-                    .await;
-                if stopping {
-                    break;
-                }
-            }
+            Some((req, reply)) = ctl_rx.recv() => supervisor.control(req, reply),
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = &mut shutdown => break,
+            _ = tick(&mut watchdog) => supervisor.watchdog(),
         }
     }
-    let _ = sd_notify::notify(
-        false,
-        &[NotifyState::Stopping, NotifyState::Status("stopping")],
-    );
+    // Every wait of the cycle under way ends now; the record in flight is
+    // finished, nothing else starts, the cursors stay where they were.
+    info!("stopping: finishing the record in flight");
+    notifier.notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    stop.cancel();
+    drop(supervisor.work);
+    if let Err(e) = worker_task.await {
+        error!(error = %e, "the worker ended abnormally");
+    }
     control_task.abort();
-    let _ = std::fs::remove_file(&daemon.config.daemon.control_socket);
+    control::remove_socket(&supervisor.config.daemon.control_socket);
     info!("hitosync daemon stopped");
     Ok(())
+}
+
+fn schedules(
+    config: &Config,
+    path: &Path,
+) -> Result<(cron::Schedule, cron::Schedule), DaemonError> {
+    Ok((
+        crate::config::parse_schedule(&config.daemon.schedule)
+            .map_err(|_| invalid_schedule(path))?,
+        crate::config::parse_schedule(&config.daemon.full_resync_schedule)
+            .map_err(|_| invalid_schedule(path))?,
+    ))
 }
 
 fn invalid_schedule(path: &Path) -> DaemonError {
@@ -232,18 +231,13 @@ fn invalid_schedule(path: &Path) -> DaemonError {
     })
 }
 
-async fn sleep_until(t: Option<DateTime<Utc>>) {
-    match t {
-        Some(t) => tokio::time::sleep((t - Utc::now()).to_std().unwrap_or(Duration::ZERO)).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn watchdog_interval() -> Option<tokio::time::Interval> {
     let mut usec = 0;
     if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
         // ping at twice the rate systemd expects
-        Some(tokio::time::interval(Duration::from_micros(usec / 2)))
+        let mut i = tokio::time::interval(Duration::from_micros(usec / 2));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(i)
     } else {
         None
     }
@@ -287,169 +281,157 @@ fn watch_config(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::Recommended
     Some(watcher)
 }
 
-impl Daemon {
-    /// The next scheduled cycle, pushed back while failures back off.
-    fn next_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let next = self.schedule.after(&now).next()?;
-        match self.retry_at {
-            Some(r) if r > next => self.schedule.after(&r).next().or(Some(r)),
-            _ => Some(next),
-        }
-    }
+/// How long past its deadline a cycle may take to stop (the write in
+/// flight runs into its own timeout) before the worker counts as wedged
+/// and the watchdog pings stop, so that systemd restarts the service.
+const WEDGE_GRACE: Duration = Duration::from_secs(180);
 
-    fn scheduled_cycle(&self, full: bool) -> Job {
-        Job::Cycle {
-            opts: CycleOptions {
-                full,
-                ..Default::default()
-            },
-            reply: None,
-            why: if full {
-                "full resync schedule"
-            } else {
-                "schedule"
-            },
-            json: false,
-        }
-    }
+struct Supervisor {
+    config_path: PathBuf,
+    config: Config,
+    store: Arc<StoreSlot>,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
+    work: mpsc::Sender<Command>,
+}
 
-    /// Read-only requests are answered at once; cycles go through the loop.
-    fn control(&self, req: Request, reply: oneshot::Sender<Answer>) -> Job {
-        let answer = |r: Result<(String, u8), StateError>| match r {
-            Ok((output, exit_code)) => Answer { exit_code, output },
-            Err(e) => Answer {
-                exit_code: 1,
-                output: format!("error: {e}\n"),
-            },
+impl Supervisor {
+    /// Queues a cycle for the worker. A full queue answers at once rather
+    /// than wait: the supervisor must stay free.
+    fn cycle(
+        &self,
+        opts: CycleOptions,
+        reply: Option<oneshot::Sender<Answer>>,
+        why: &'static str,
+        json: bool,
+    ) {
+        let command = Command::Cycle {
+            opts,
+            reply,
+            why,
+            json,
         };
+        if let Err(e) = self.work.try_send(command) {
+            let (c, reason) = match e {
+                mpsc::error::TrySendError::Full(c) => {
+                    (c, "the daemon has too many cycles queued; try again later")
+                }
+                mpsc::error::TrySendError::Closed(c) => (c, "the daemon is shutting down"),
+            };
+            warn!(trigger = why, "cycle request not queued: {reason}");
+            if let Command::Cycle {
+                reply: Some(reply), ..
+            } = c
+            {
+                let _ = reply.send(Answer {
+                    exit_code: 1,
+                    output: format!("{reason}\n"),
+                });
+            }
+        }
+    }
+
+    /// Read-only requests are answered here at once, also while a cycle
+    /// runs; cycles go to the worker.
+    fn control(&self, req: Request, reply: oneshot::Sender<Answer>) {
         match req {
             Request::Status { json } => {
-                let _ = reply.send(answer(
-                    status::status_output(&self.store, json).map(|s| (s, 0)),
-                ));
-                Job::Nothing
+                let _ = reply.send(self.status(json));
             }
             Request::Inspect { id, json } => {
-                let _ = reply.send(answer(status::inspect_output(&self.store, &id, json)));
-                Job::Nothing
+                let answer = match self.store.get() {
+                    Some(store) => match status::inspect_output(&store, &id, json) {
+                        Ok((output, exit_code)) => Answer { exit_code, output },
+                        Err(e) => Answer {
+                            exit_code: 1,
+                            output: format!("error: {e}\n"),
+                        },
+                    },
+                    None => Answer {
+                        exit_code: 1,
+                        output: "error: the store is not open (see `hitosync status`)\n".into(),
+                    },
+                };
+                let _ = reply.send(answer);
             }
             Request::Sync {
                 full,
                 allow_mass_delete,
-            } => Job::Cycle {
-                opts: CycleOptions {
+            } => self.cycle(
+                CycleOptions {
                     full,
                     allow_mass_delete,
                     ..Default::default()
                 },
-                reply: Some(reply),
-                why: "hitosync sync",
-                json: false,
-            },
-            Request::Plan { full, json } => Job::Cycle {
-                opts: CycleOptions {
+                Some(reply),
+                "hitosync sync",
+                false,
+            ),
+            Request::Plan { full, json } => self.cycle(
+                CycleOptions {
                     full,
                     dry_run: true,
                     ..Default::default()
                 },
-                reply: Some(reply),
-                why: "hitosync plan",
+                Some(reply),
+                "hitosync plan",
                 json,
+            ),
+        }
+    }
+
+    fn status(&self, json: bool) -> Answer {
+        let (health, live) = self.shared.snapshot();
+        let Some(store) = self.store.get() else {
+            return Answer {
+                exit_code: 1,
+                output: status::status_without_store(&health, &live, json),
+            };
+        };
+        let view =
+            status::StatusView::read(&store, chrono::Utc::now()).map(|v| v.with_live(health, live));
+        match view.and_then(|v| status::render_status(&v, json)) {
+            Ok(output) => Answer {
+                exit_code: 0,
+                output,
+            },
+            Err(e) => Answer {
+                exit_code: 1,
+                output: format!("error: {e}\n"),
             },
         }
     }
 
-    /// Runs one cycle; SIGTERM meanwhile lets the record in flight finish.
-    /// Returns whether the daemon must stop.
-    async fn cycle(
-        &mut self,
-        opts: CycleOptions,
-        reply: Option<oneshot::Sender<Answer>>,
-        why: &'static str,
-        plan_json: bool,
-        signals: &mut Signals,
-        watchdog: &mut Option<tokio::time::Interval>,
-    ) -> bool {
-        info!(
-            trigger = why,
-            full = opts.full,
-            dry_run = opts.dry_run,
-            "cycle starting"
-        );
-        let mut stopping = false;
-        let result = {
-            let engine = self.link.engine(&self.store, Some(&self.stop));
-            let fut = engine.cycle(&opts);
-            tokio::pin!(fut);
-            loop {
-                tokio::select! {
-                    r = &mut fut => break r,
-                    _ = signals.term.recv() => { stopping = true; self.stop.store(true, Ordering::SeqCst); }
-                    _ = signals.int.recv() => { stopping = true; self.stop.store(true, Ordering::SeqCst); }
-                    _ = tick(watchdog) => { let _ = sd_notify::notify(false, &[NotifyState::Watchdog]); }
-                }
-            }
-        };
-        let answer = match result {
-            Ok(report) => {
-                if !opts.dry_run {
-                    self.after_success(&report);
-                }
-                if opts.dry_run {
-                    Answer {
-                        exit_code: 0,
-                        output: status::render_plan(&report, plan_json),
-                    }
-                } else {
-                    let (output, exit_code) = status::render_cycle(&report);
-                    Answer { exit_code, output }
-                }
-            }
-            Err(e) => {
-                self.failures += 1;
-                let wait = Duration::from_secs((30u64 << self.failures.min(6)).min(1800));
-                self.retry_at =
-                    Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-                self.metrics.cycles_failed.fetch_add(1, Ordering::Relaxed);
-                error!(error = %e, failures = self.failures, retry_in_s = wait.as_secs(), "cycle failed; nothing is lost, it is retried");
-                let _ = sd_notify::notify(
-                    false,
-                    &[NotifyState::Status(&format!("last cycle failed: {e}"))],
-                );
-                Answer {
-                    exit_code: 1,
-                    output: format!("error: {e}\n"),
-                }
-            }
-        };
-        if let Some(reply) = reply {
-            let _ = reply.send(answer);
+    /// Pings systemd, unless the worker is stuck in a cycle it cannot stop:
+    /// then the missing pings make systemd restart the service.
+    fn watchdog(&self) {
+        if self
+            .shared
+            .wedged(self.config.daemon.cycle_deadline(), WEDGE_GRACE)
+        {
+            error!(
+                "the cycle under way ignores its deadline; no watchdog ping, so that systemd restarts hitosync"
+            );
+            return;
         }
-        stopping
-    }
-
-    fn after_success(&mut self, report: &CycleReport) {
-        self.failures = 0;
-        self.retry_at = None;
-        let mapped = self.store.record_count();
-        self.metrics.record(report, mapped);
-        let status = format!(
-            "last cycle {}: {} applied, {} parked; {} interviews mapped",
-            Utc::now().format("%H:%M:%S"),
-            report.applied,
-            report.parked,
-            mapped
-        );
-        let _ = sd_notify::notify(false, &[NotifyState::Status(&status)]);
+        self.notifier.notify(&[NotifyState::Watchdog]);
     }
 
     /// SIGHUP or an edited file: a bad config is refused and the old one
-    /// stays in force.
+    /// stays in force. The worker takes the new one between cycles.
     async fn reload(&mut self) {
         let new = match Config::load(&self.config_path) {
             Ok(c) => c,
             Err(e) => {
                 error!(error = %e, "config reload refused; the running config stays in force");
+                return;
+            }
+        };
+        let (schedule, full_schedule) = match schedules(&new, &self.config_path) {
+            Ok(s) => s,
+            Err(_) => {
+                error!("config reload refused: bad schedule; the running config stays in force");
                 return;
             }
         };
@@ -460,13 +442,9 @@ impl Daemon {
                 return;
             }
         };
-        let (Ok(schedule), Ok(full)) = (
-            crate::config::parse_schedule(&new.daemon.schedule),
-            crate::config::parse_schedule(&new.daemon.full_resync_schedule),
-        ) else {
-            error!("config reload refused: bad schedule; the running config stays in force");
-            return;
-        };
+        for w in new.warnings() {
+            warn!("{w}");
+        }
         if new.daemon.state_dir != self.config.daemon.state_dir
             || new.daemon.control_socket != self.config.daemon.control_socket
             || new.daemon.metrics_listen != self.config.daemon.metrics_listen
@@ -475,14 +453,30 @@ impl Daemon {
                 "daemon.state_dir, control_socket and metrics_listen take effect at the next restart"
             );
         }
-        // keep counting on the same counters: metrics stay monotonic
-        let mut link = link;
-        link.calendar.share_counters(&self.link.calendar);
-        link.hitolink.counters = self.link.hitolink.counters.clone();
-        self.link = link;
-        self.schedule = schedule;
-        self.full_schedule = full;
+        let settings = Settings {
+            link,
+            schedule,
+            full_schedule,
+            deadline: new.daemon.cycle_deadline(),
+        };
+        if self
+            .work
+            .try_send(Command::Reload(Box::new(settings)))
+            .is_err()
+        {
+            error!("config reload refused: the worker's queue is full; try again");
+            return;
+        }
+        // the state dir, socket and metrics address stay as they were
+        let (state_dir, socket, metrics) = (
+            self.config.daemon.state_dir.clone(),
+            self.config.daemon.control_socket.clone(),
+            self.config.daemon.metrics_listen.clone(),
+        );
         self.config = new;
+        self.config.daemon.state_dir = state_dir;
+        self.config.daemon.control_socket = socket;
+        self.config.daemon.metrics_listen = metrics;
         self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
         info!(config = %self.config_path.display(), "config reloaded");
     }

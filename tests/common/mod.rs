@@ -2,6 +2,9 @@
 //! loopback, and config files pointing at them.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod hostile;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -256,6 +259,27 @@ impl Env {
     pub fn reset_counters(&self) {
         self.google.emu.reset_counters();
         self.hitolink.emu.reset_counters();
+    }
+
+    /// Puts a hostile proxy in front of each emulator and points the config
+    /// at them: (Google's, HITO-Link's). Both forward everything until told
+    /// otherwise.
+    pub async fn through_proxies(&self) -> (hostile::Hostile, hostile::Hostile) {
+        let g = hostile::Hostile::start(self.google.addr).await;
+        let h = hostile::Hostile::start(self.hitolink.addr).await;
+        let text = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .replace(&self.google.addr.to_string(), &g.addr.to_string())
+            .replace(&self.hitolink.addr.to_string(), &h.addr.to_string());
+        std::fs::write(&self.config, text).unwrap();
+        (g, h)
+    }
+
+    /// `status --json`, parsed.
+    pub async fn status_json(&self) -> serde_json::Value {
+        let (code, out, err) = self.run(&["status", "--json"]).await;
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("status --json ({code}): {e}\n{out}\n{err}"))
     }
 }
 

@@ -62,6 +62,10 @@ pub struct GoogleConfig {
     /// A key file readable by group or others is refused unless this is set.
     #[serde(default)]
     pub allow_insecure_key_permissions: bool,
+    /// The longest `Retry-After` waited for; a longer one fails the call
+    /// (and so the cycle) with an error that says what Google asked.
+    #[serde(default = "default_max_retry_after_secs")]
+    pub max_retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +79,10 @@ pub struct HitolinkConfig {
     pub max_requests_per_minute: u32,
     #[serde(default)]
     pub allow_insecure_token_permissions: bool,
+    /// The longest `Retry-After` waited for; a longer one fails the call
+    /// (and so the cycle) with an error that says what HITO-Link asked.
+    #[serde(default = "default_max_retry_after_secs")]
+    pub max_retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +98,11 @@ pub struct DaemonConfig {
     pub control_socket: PathBuf,
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// The longest one cycle may run. Past it the cycle is stopped as on
+    /// SIGTERM (the record in flight is finished, the cursors stay) and
+    /// counts as failed. Well under the unit's `WatchdogSec` (120 s).
+    #[serde(default = "default_cycle_deadline_secs")]
+    pub cycle_deadline_secs: u64,
 }
 
 impl Default for DaemonConfig {
@@ -100,7 +113,14 @@ impl Default for DaemonConfig {
             full_resync_schedule: default_full_resync_schedule(),
             control_socket: default_control_socket(),
             metrics_listen: None,
+            cycle_deadline_secs: default_cycle_deadline_secs(),
         }
+    }
+}
+
+impl DaemonConfig {
+    pub fn cycle_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cycle_deadline_secs)
     }
 }
 
@@ -167,6 +187,12 @@ fn default_google_rpm() -> u32 {
 fn default_hitolink_rpm() -> u32 {
     90
 }
+fn default_max_retry_after_secs() -> u64 {
+    300
+}
+fn default_cycle_deadline_secs() -> u64 {
+    90
+}
 fn default_state_dir() -> PathBuf {
     "/var/lib/hitosync".into()
 }
@@ -191,6 +217,9 @@ fn default_title_template() -> String {
 fn default_max_deletions() -> u32 {
     20
 }
+
+/// `max_retry_after_secs` above this is a typo, not a wish: a day.
+pub const MAX_RETRY_AFTER_LIMIT: u64 = 86_400;
 
 /// What went wrong with the configuration, always with the file it came from.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +341,13 @@ impl Config {
                 "0",
             ));
         }
+        if g.max_retry_after_secs == 0 || g.max_retry_after_secs > MAX_RETRY_AFTER_LIMIT {
+            return Err(invalid(
+                "google.max_retry_after_secs",
+                &format!("seconds from 1 to {MAX_RETRY_AFTER_LIMIT} (default 300)"),
+                &g.max_retry_after_secs.to_string(),
+            ));
+        }
         let h = &self.hitolink;
         check_url(&h.base_url).map_err(|e| invalid("hitolink.base_url", &e, &h.base_url))?;
         if h.max_requests_per_minute == 0 {
@@ -321,10 +357,24 @@ impl Config {
                 "0",
             ));
         }
+        if h.max_retry_after_secs == 0 || h.max_retry_after_secs > MAX_RETRY_AFTER_LIMIT {
+            return Err(invalid(
+                "hitolink.max_retry_after_secs",
+                &format!("seconds from 1 to {MAX_RETRY_AFTER_LIMIT} (default 300)"),
+                &h.max_retry_after_secs.to_string(),
+            ));
+        }
         let d = &self.daemon;
         parse_schedule(&d.schedule).map_err(|e| invalid("daemon.schedule", &e, &d.schedule))?;
         parse_schedule(&d.full_resync_schedule)
             .map_err(|e| invalid("daemon.full_resync_schedule", &e, &d.full_resync_schedule))?;
+        if d.cycle_deadline_secs == 0 {
+            return Err(invalid(
+                "daemon.cycle_deadline_secs",
+                "seconds above 0 (default 90, under the unit's WatchdogSec)",
+                "0",
+            ));
+        }
         if let Some(listen) = &d.metrics_listen {
             SocketAddr::from_str(listen).map_err(|_| {
                 invalid(
@@ -343,6 +393,35 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Settings that load but are probably not what the admin meant; the
+    /// daemon logs each at start and at every reload.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = vec![];
+        let d = &self.daemon;
+        for (key, expr) in [
+            ("daemon.schedule", &d.schedule),
+            ("daemon.full_resync_schedule", &d.full_resync_schedule),
+        ] {
+            if let Ok(s) = parse_schedule(expr)
+                && s.upcoming(chrono::Utc).next().is_none()
+            {
+                out.push(format!(
+                    "{key} = {expr:?} never fires (no such date is ahead); no cycle will run on it"
+                ));
+            }
+        }
+        if let Some(listen) = &d.metrics_listen
+            && let Ok(addr) = SocketAddr::from_str(listen)
+            && addr.ip().is_unspecified()
+        {
+            out.push(format!(
+                "daemon.metrics_listen = {listen:?} serves metrics on every network interface, unauthenticated; use 127.0.0.1:{} unless a firewall keeps others out",
+                addr.port()
+            ));
+        }
+        out
     }
 
     /// The P12 password; Google's own default when the site set none.
@@ -394,125 +473,4 @@ fn is_loopback_host(url: &Url) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-[google]
-service_account_email = "sync@project.iam.gserviceaccount.com"
-p12_key_file = "key.p12"
-organizer_email = "recruit@example.co.jp"
-[hitolink]
-base_url = "https://hitolink.example.jp/api/"
-api_token_file = "/etc/hitosync/hitolink.token"
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("/etc/hitosync/hitosync.toml"))
-    }
-
-    #[test]
-    fn minimal_file_gets_documented_defaults() {
-        let c = parse(MINIMAL).unwrap();
-        assert_eq!(c.google.calendar_id, "primary");
-        assert_eq!(c.google.token_uri, "https://oauth2.googleapis.com/token");
-        assert_eq!(c.google.max_requests_per_minute, 500);
-        assert_eq!(c.hitolink.max_requests_per_minute, 90);
-        assert_eq!(c.daemon.schedule, "0 */1 * * * *");
-        assert_eq!(c.sync.conflict, ConflictPolicy::HitolinkWins);
-        assert_eq!(c.sync.on_decline, OnDecline::CancelEvent);
-        assert_eq!(c.sync.on_event_deleted, OnEventDeleted::CancelInterview);
-        assert_eq!(c.sync.booking_marker, "HL:");
-        assert_eq!(c.sync.max_deletions, 20);
-        assert!(c.sync.invite_candidate);
-        assert_eq!(c.p12_password(), "notasecret");
-        // relative to the config file's folder
-        assert_eq!(
-            c.google.p12_key_file.as_deref(),
-            Some(Path::new("/etc/hitosync/key.p12"))
-        );
-    }
-
-    #[test]
-    fn example_config_parses() {
-        let text = include_str!("../../../config/hitosync.example.toml");
-        let c = parse(text).unwrap();
-        assert_eq!(c.google.organizer_email, "recruit@example.co.jp");
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let text = MINIMAL.replace("[hitolink]", "organiser_email = \"x@y.jp\"\n[hitolink]");
-        let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("/etc/hitosync/hitosync.toml"), "{err}");
-        assert!(err.contains("organiser_email"), "{err}");
-        assert!(err.contains("hitosync.example.toml"), "{err}");
-    }
-
-    #[test]
-    fn missing_key_is_named() {
-        let text = MINIMAL.replace("organizer_email = \"recruit@example.co.jp\"\n", "");
-        let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("organizer_email"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_key_and_expectation() {
-        let cases = [
-            ("recruit@example.co.jp", "recruit", "google.organizer_email"),
-            (
-                "https://hitolink.example.jp/api/",
-                "http://hitolink.example.jp/api/",
-                "hitolink.base_url",
-            ),
-        ];
-        for (from, to, key) in cases {
-            let err = parse(&MINIMAL.replace(from, to)).unwrap_err().to_string();
-            assert!(err.contains(key), "{err}");
-            assert!(err.contains("expected"), "{err}");
-        }
-        let text = format!("{MINIMAL}[daemon]\nschedule = \"every minute\"\n");
-        let err = parse(&text).unwrap_err().to_string();
-        assert!(
-            err.contains("daemon.schedule") && err.contains("cron"),
-            "{err}"
-        );
-        let text = format!("{MINIMAL}[sync]\nconflict = \"me-wins\"\n");
-        let err = parse(&text).unwrap_err().to_string();
-        assert!(
-            err.contains("conflict") && err.contains("hitolink-wins"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn plain_http_only_to_loopback() {
-        assert!(check_url("http://127.0.0.1:8080/").is_ok());
-        assert!(check_url("http://[::1]:8080/").is_ok());
-        assert!(check_url("http://localhost:1/").is_ok());
-        assert!(check_url("http://10.0.0.1/").is_err());
-        assert!(check_url("ftp://127.0.0.1/").is_err());
-        assert!(check_url("not a url").is_err());
-    }
-
-    #[test]
-    fn email_shapes() {
-        assert!(is_email("recruit@example.co.jp"));
-        assert!(!is_email("recruit"));
-        assert!(!is_email("@example.jp"));
-        assert!(!is_email("a@b"));
-        assert!(!is_email("a b@example.jp"));
-        assert!(!is_email("a@b@example.jp"));
-    }
-
-    #[test]
-    fn key_file_choice() {
-        let both = MINIMAL.replace(
-            "p12_key_file = \"key.p12\"",
-            "p12_key_file = \"key.p12\"\njson_key_file = \"key.json\"",
-        );
-        assert!(parse(&both).unwrap_err().to_string().contains("not both"));
-        let none = MINIMAL.replace("p12_key_file = \"key.p12\"\n", "");
-        assert!(parse(&none).unwrap_err().to_string().contains("P12"));
-    }
-}
+mod tests;

@@ -10,3 +10,4 @@
 pub mod model;
 pub mod policy;
 pub mod reconcile;
+mod unreadable;

@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::is_email;
+pub use crate::unreadable::UnreadableItem;
 
 /// The private extended property that marks an event as managed by hitosync
 /// and names the interview it mirrors.

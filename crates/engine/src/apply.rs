@@ -332,7 +332,7 @@ impl Engine<'_> {
                 entry: HistoryEntry {
                     at: now,
                     case: d.case,
-                    summary: d.summary.clone(),
+                    summary: d.log_line(),
                 },
                 conflicts: &d.conflicts,
                 pending_link_at: None,
@@ -399,10 +399,10 @@ impl Engine<'_> {
             }
             self.store.put_intent(&Intent {
                 key: key.clone(),
-                summary: decision.summary.clone(),
+                summary: decision.log_line(),
                 at: ctx.now,
             })?;
-            info!(summary = %decision.summary, "applying");
+            info!(plan = %decision.log_line(), "applying");
             match self.execute(&decision, &h, &g).await? {
                 Step::Done {
                     snapshot,
@@ -426,7 +426,7 @@ impl Engine<'_> {
                         entry: HistoryEntry {
                             at: ctx.now,
                             case: decision.case,
-                            summary: decision.summary.clone(),
+                            summary: decision.log_line(),
                         },
                         conflicts: &decision.conflicts,
                         pending_link_at: link_deferred.then_some(order.as_slice()),

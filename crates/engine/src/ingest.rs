@@ -38,6 +38,8 @@ pub(crate) struct Ingested {
     pub empty_side: Option<String>,
     /// Records to read again on both sides before deciding.
     pub refetch: Vec<WorkKey>,
+    /// Items that did not decode.
+    pub unreadable: usize,
 }
 
 impl Engine<'_> {
@@ -56,7 +58,9 @@ impl Engine<'_> {
             )
         };
         let mut out = Ingested::default();
-        let listed_events = self.ingest_google(work, g_cursor, now, &mut out).await?;
+        let listed_events = self
+            .ingest_google(work, g_cursor, now, opts.dry_run, &mut out)
+            .await?;
         let listed_interviews = self.ingest_hitolink(work, h_cursor, now, &mut out).await?;
         let mapped = self.store.record_count();
         if mapped > 0 {
@@ -107,6 +111,7 @@ impl Engine<'_> {
         work: &WorkSet<'_>,
         mut token: Option<String>,
         now: DateTime<Utc>,
+        dry: bool,
         out: &mut Ingested,
     ) -> Result<Option<Listed>, EngineError> {
         'listing: loop {
@@ -140,6 +145,16 @@ impl Engine<'_> {
                     }
                     Err(e) => return Err(EngineError::Google(e)),
                 };
+                for bad in &p.unreadable {
+                    out.unreadable += 1;
+                    if !dry {
+                        self.unreadable_event(bad, now)?;
+                    }
+                    if let (Some(l), Some(id)) = (listed.as_mut(), &bad.id) {
+                        // listed, just not readable: not gone
+                        l.ids.insert(id.clone());
+                    }
+                }
                 for ev in p.events {
                     if let Some(l) = listed.as_mut() {
                         l.ids.insert(ev.id.clone());
@@ -213,6 +228,13 @@ impl Engine<'_> {
                     }
                     Err(e) => return Err(EngineError::Hitolink(e)),
                 };
+                for bad in &p.unreadable {
+                    out.unreadable += 1;
+                    warn!(position = bad.position, hash = %bad.hash, reason = %bad.reason, "a HITO-Link record without a usable id does not decode; left out (see the server)");
+                    if let (Some(l), Some(id)) = (listed.as_mut(), &bad.id) {
+                        l.insert(id.clone());
+                    }
+                }
                 for item in p.items {
                     if let Some(l) = listed.as_mut() {
                         l.insert(match &item {
@@ -241,6 +263,31 @@ impl Engine<'_> {
                 at = Some(p.next_cursor);
             }
         }
+    }
+
+    /// An event that does not decode: parked by its record when hitosync
+    /// maps it (it is retried, and `status` shows why), else left alone.
+    fn unreadable_event(
+        &self,
+        bad: &hitosync_core::model::UnreadableItem,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let mapped = match &bad.id {
+            Some(id) => self.store.interview_for_event(id)?,
+            None => None,
+        };
+        match mapped {
+            Some(iid) => {
+                let key = WorkKey::Interview(iid);
+                let reason = format!("its event does not decode: {}", bad.reason);
+                warn!(%key, reason = %reason, "a managed event does not decode; parked");
+                self.store.park(&key, &reason, now)?;
+            }
+            None => {
+                debug!(id = ?bad.id, position = bad.position, hash = %bad.hash, reason = %bad.reason, "an unmanaged event does not decode; left alone");
+            }
+        }
+        Ok(())
     }
 
     /// Merges an event into its record's work. Only managed events, events

@@ -155,6 +155,10 @@ pub struct CycleReport {
     /// Events claiming an interview they are not the event of.
     #[serde(default)]
     pub lookalikes: usize,
+    /// Items of a page that did not decode (a managed one is parked by
+    /// its record; the rest is left alone and counted).
+    #[serde(default)]
+    pub unreadable: usize,
     /// Interviews whose `external_event_id` was written back this cycle.
     #[serde(default)]
     pub links_written: usize,
@@ -213,6 +217,7 @@ impl Engine<'_> {
         report.full_hitolink = ingested.full_hitolink;
         report.google_changes = ingested.google_changes;
         report.hitolink_changes = ingested.hitolink_changes;
+        report.unreadable = ingested.unreadable;
         // What the cursors cover is in the work set, durably: they move.
         if !opts.dry_run {
             self.store.set_cursors(

@@ -18,9 +18,10 @@ use google_calendar3::common::GetToken;
 use secrecy::{ExposeSecret, SecretString};
 use yup_oauth2::ServiceAccountKey;
 use yup_oauth2::authenticator::Authenticator;
-use yup_oauth2::error::AuthErrorCode;
 
 use hitosync_config::{CALENDAR_SCOPE, Config};
+
+pub use super::auth_error::AuthError;
 use hitosync_net::http::Connector;
 
 /// What can be wrong with the key file. Each variant says which setup step
@@ -247,91 +248,6 @@ fn pem_body(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
-/// Why no access token could be had. The variants follow the setup guide's
-/// steps, because each has a different fix in a different console.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum AuthError {
-    #[error(
-        "Google refused domain-wide delegation (unauthorized_client): in the Admin console, Security > API controls > Domain-wide delegation, authorize the service account's client ID with the scope {scope} (setup guide 2. API承認設定)"
-    )]
-    DelegationNotGranted { scope: String },
-    #[error(
-        "Google rejected the key's signature (invalid_grant: {detail}): the key was deleted or belongs to another service account; download a new P12 key (setup guide 1-③) and check google.service_account_email"
-    )]
-    KeyRejected { detail: String },
-    #[error(
-        "Google does not know the user to act as (invalid_grant: {detail}): google.organizer_email must be a real user with a calendar, not a group (setup guide 1-⑤)"
-    )]
-    SubjectRejected { detail: String },
-    #[error(
-        "Google rejected the token request's time (invalid_grant: {detail}): this machine's clock is off; enable NTP (timedatectl set-ntp true)"
-    )]
-    ClockSkew { detail: String },
-    #[error(
-        "Google does not know the service account (invalid_grant: {detail}): check google.service_account_email against the account in the Cloud console (setup guide 1-④)"
-    )]
-    UnknownServiceAccount { detail: String },
-    #[error("Google refused the token request ({code}: {detail})")]
-    Refused { code: String, detail: String },
-    #[error(
-        "cannot reach the token endpoint {uri}: {detail} (check google.token_uri and the network)"
-    )]
-    Unreachable { uri: String, detail: String },
-    #[error("the token request failed: {0}")]
-    Other(String),
-}
-
-impl AuthError {
-    /// Maps yup-oauth2's error into a step of the setup guide.
-    pub fn classify(e: &yup_oauth2::Error, token_uri: &str) -> AuthError {
-        use yup_oauth2::Error as Y;
-        match e {
-            Y::AuthError(a) => {
-                let detail = a.error_description.clone().unwrap_or_default();
-                let lower = detail.to_ascii_lowercase();
-                match &a.error {
-                    AuthErrorCode::UnauthorizedClient => AuthError::DelegationNotGranted {
-                        scope: CALENDAR_SCOPE.into(),
-                    },
-                    AuthErrorCode::InvalidGrant if lower.contains("signature") => {
-                        AuthError::KeyRejected { detail }
-                    }
-                    AuthErrorCode::InvalidGrant
-                        if lower.contains("email") || lower.contains("user id") =>
-                    {
-                        AuthError::SubjectRejected { detail }
-                    }
-                    AuthErrorCode::InvalidGrant
-                        if lower.contains("timeframe")
-                            || lower.contains("iat")
-                            || lower.contains("exp") =>
-                    {
-                        AuthError::ClockSkew { detail }
-                    }
-                    AuthErrorCode::InvalidGrant if lower.contains("account not found") => {
-                        AuthError::UnknownServiceAccount { detail }
-                    }
-                    code => AuthError::Refused {
-                        code: code.as_str().to_string(),
-                        detail,
-                    },
-                }
-            }
-            Y::HttpError(h) => AuthError::Unreachable {
-                uri: token_uri.into(),
-                detail: hitosync_net::http::error_chain(h),
-            },
-            Y::HttpClientError(h) => AuthError::Unreachable {
-                uri: token_uri.into(),
-                detail: hitosync_net::http::error_chain(h),
-            },
-            // These variants carry no secret: JSON errors quote the server's
-            // answer shape, user errors our own words.
-            other => AuthError::Other(other.to_string()),
-        }
-    }
-}
-
 /// Hands out access tokens for the organizer.
 ///
 /// It always asks for the configured scope, whatever the caller names:
@@ -371,6 +287,11 @@ impl AccessToken {
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.0.expose_secret())
     }
+
+    /// The token itself, only to scrub it out of a server's answer.
+    pub fn secret(&self) -> &str {
+        self.0.expose_secret()
+    }
 }
 
 impl TokenSource {
@@ -403,6 +324,10 @@ impl TokenSource {
             refreshes: Arc::new(AtomicU64::new(0)),
             last: Arc::new(std::sync::Mutex::new(0)),
         })
+    }
+
+    pub fn token_uri(&self) -> &str {
+        &self.token_uri
     }
 
     /// Token exchanges so far (shared: a reloaded config keeps counting on).
@@ -556,53 +481,5 @@ mod tests {
             read_key_file(&dir.path().join("nope.p12"), false).unwrap_err(),
             KeyError::Missing { .. }
         ));
-    }
-
-    #[test]
-    fn yup_errors_map_to_setup_steps() {
-        let auth = |code: AuthErrorCode, desc: &str| {
-            yup_oauth2::Error::AuthError(yup_oauth2::error::AuthError {
-                error: code,
-                error_description: Some(desc.into()),
-                error_uri: None,
-            })
-        };
-        let uri = "https://oauth2.googleapis.com/token";
-        assert!(matches!(
-            AuthError::classify(
-                &auth(AuthErrorCode::UnauthorizedClient, "Client is unauthorized"),
-                uri
-            ),
-            AuthError::DelegationNotGranted { .. }
-        ));
-        assert!(matches!(
-            AuthError::classify(
-                &auth(AuthErrorCode::InvalidGrant, "Invalid JWT Signature."),
-                uri
-            ),
-            AuthError::KeyRejected { .. }
-        ));
-        assert!(matches!(
-            AuthError::classify(
-                &auth(AuthErrorCode::InvalidGrant, "Invalid email or User ID"),
-                uri
-            ),
-            AuthError::SubjectRejected { .. }
-        ));
-        assert!(matches!(
-            AuthError::classify(
-                &auth(
-                    AuthErrorCode::InvalidGrant,
-                    "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."
-                ),
-                uri
-            ),
-            AuthError::ClockSkew { .. }
-        ));
-        assert!(
-            AuthError::classify(&auth(AuthErrorCode::UnauthorizedClient, ""), uri)
-                .to_string()
-                .contains("2. API承認設定")
-        );
     }
 }

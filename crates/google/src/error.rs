@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use hitosync_net::redact;
+use hitosync_net::retry::Interrupted;
+
 use super::auth::AuthError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,6 +33,31 @@ pub enum GoogleError {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// `Retry-After` longer than `google.max_retry_after_secs`: not waited for.
+    #[error(
+        "the Google Calendar API asked to wait {asked_secs} s before the next request (Retry-After), more than google.max_retry_after_secs = {cap_secs} s; not waiting: the cycle fails and is tried again later"
+    )]
+    RetryAfterTooLong { asked_secs: u64, cap_secs: u64 },
+    /// The cancellation token fired (shutdown or the cycle's deadline).
+    #[error("stopped while waiting for the Google Calendar API")]
+    Stopped,
+    /// One call ran out of its time, retries included.
+    #[error(
+        "the Google Calendar API did not answer usefully within {spent_secs} s ({attempts} attempts); last: {last}"
+    )]
+    OutOfTime {
+        spent_secs: u64,
+        attempts: u32,
+        last: String,
+    },
+    /// An answer over the body cap; reading stopped there.
+    #[error("the Google Calendar API's answer is too big: {detail}")]
+    TooLarge { detail: String },
+    /// `404` for the calendar itself.
+    #[error(
+        "google.calendar_id = {calendar_id:?} is not a calendar the organizer can use (404 notFound): set it to \"primary\" (google.organizer_email's own calendar, setup guide 1-⑤ 予約元ユーザメールアドレスへの権限設定), or share that calendar with the organizer with \"Make changes to events\""
+    )]
+    CalendarNotFound { calendar_id: String },
     /// 5xx, timeouts, broken connections, after every retry.
     #[error("Google Calendar API failed: {0}")]
     Transient(String),
@@ -40,7 +68,7 @@ pub enum GoogleError {
     )]
     ApiDisabled { message: String },
     #[error(
-        "Google refused access to the calendar ({status} {reason}): {message} (check google.calendar_id and that google.organizer_email owns that calendar)"
+        "Google refused access to the calendar ({status} {reason}): {message} (check google.calendar_id: it must be a calendar google.organizer_email can write, \"primary\" or one shared with \"Make changes to events\"; setup guide 1-⑤ 予約元ユーザメールアドレスへの権限設定)"
     )]
     Forbidden {
         status: u16,
@@ -68,6 +96,24 @@ impl hitosync_net::retry::Retryable for GoogleError {
         match self {
             GoogleError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
+        }
+    }
+    fn interrupted(why: Interrupted) -> Self {
+        match why {
+            Interrupted::Stopped => GoogleError::Stopped,
+            Interrupted::RetryAfterTooLong { asked, cap } => GoogleError::RetryAfterTooLong {
+                asked_secs: asked.as_secs(),
+                cap_secs: cap.as_secs(),
+            },
+            Interrupted::OutOfTime {
+                spent,
+                attempts,
+                last,
+            } => GoogleError::OutOfTime {
+                spent_secs: spent.as_secs(),
+                attempts,
+                last,
+            },
         }
     }
 }
@@ -144,31 +190,42 @@ impl GoogleError {
         }
     }
 
-    /// Sorts google-calendar3's error for a hub call.
-    pub fn from_hub(e: google_calendar3::Error, id: &str) -> GoogleError {
-        use google_calendar3::Error as H;
-        match e {
-            H::BadRequest(value) => {
-                let status = value
-                    .get("error")
-                    .and_then(|e| e.get("code"))
-                    .and_then(|c| c.as_u64())
-                    .and_then(|c| StatusCode::from_u16(c as u16).ok())
-                    .unwrap_or(StatusCode::BAD_REQUEST);
-                GoogleError::from_response(status, value.to_string().as_bytes(), id, None)
-            }
-            H::Failure(response) => {
-                let retry_after = hitosync_net::http::retry_after(response.headers());
-                GoogleError::from_response(response.status(), b"", id, retry_after)
-            }
-            H::MissingToken(err) => match err.downcast::<AuthError>() {
-                Ok(auth) => GoogleError::Auth(*auth),
-                Err(other) => GoogleError::Auth(AuthError::Other(other.to_string())),
+    /// The same error with `secrets` (and anything shaped like a
+    /// credential) removed from the server's words it carries.
+    pub fn scrubbed(self, secrets: &[&str]) -> GoogleError {
+        let s = |m: String| redact::scrub(&m, secrets);
+        match self {
+            GoogleError::Transient(m) => GoogleError::Transient(s(m)),
+            GoogleError::ApiDisabled { message } => GoogleError::ApiDisabled {
+                message: s(message),
             },
-            H::HttpError(err) => GoogleError::Transient(hitosync_net::http::error_chain(&err)),
-            H::Io(err) => GoogleError::Transient(err.to_string()),
-            H::JsonDecodeError(_, err) => GoogleError::Protocol(format!("undecodable JSON: {err}")),
-            other => GoogleError::Protocol(other.to_string()),
+            GoogleError::Forbidden {
+                status,
+                reason,
+                message,
+            } => GoogleError::Forbidden {
+                status,
+                reason: s(reason),
+                message: s(message),
+            },
+            GoogleError::Rejected {
+                status,
+                reason,
+                message,
+            } => GoogleError::Rejected {
+                status,
+                reason: s(reason),
+                message: s(message),
+            },
+            GoogleError::RateLimited {
+                reason,
+                retry_after,
+            } => GoogleError::RateLimited {
+                reason: s(reason),
+                retry_after,
+            },
+            GoogleError::Protocol(m) => GoogleError::Protocol(s(m)),
+            other => other,
         }
     }
 }
@@ -225,5 +282,19 @@ mod tests {
         assert!(GoogleError::from_response(s(503), b"", "", None).is_retryable());
         assert!(GoogleError::from_response(s(429), b"", "", None).is_retryable());
         assert!(!GoogleError::from_response(s(412), b"", "e", None).is_retryable());
+    }
+
+    #[test]
+    fn an_echoed_header_is_not_repeated() {
+        let body = google_body(
+            400,
+            "badRequest",
+            "Invalid header: Authorization: Bearer ya29.secret-access-token",
+        );
+        let e = GoogleError::from_response(StatusCode::BAD_REQUEST, &body, "", None)
+            .scrubbed(&["ya29.secret-access-token"]);
+        let text = e.to_string();
+        assert!(!text.contains("secret-access-token"), "{text}");
+        assert!(text.contains("Invalid header"), "{text}");
     }
 }

@@ -2,7 +2,9 @@
 //! the organizer's calendar.
 
 pub mod auth;
+mod auth_error;
 pub mod client;
+mod decode;
 pub mod error;
 pub mod wire;
 

@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,193 +15,25 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tracing::debug;
+use tracing::{debug, warn};
 use url::Url;
 
 use hitosync_config::Config;
-use hitosync_core::model::{Interview, InterviewStatus, Unsyncable};
+use hitosync_core::model::{Interview, InterviewStatus};
 use hitosync_core::reconcile::{Decliner, InterviewChange};
 use hitosync_net::http::{self as nethttp, Client};
+use hitosync_net::page;
 use hitosync_net::ratelimit::RateLimiter;
-use hitosync_net::retry::Backoff;
+use hitosync_net::retry::{Backoff, Bounds, CancellationToken, InFlight};
 
-/// Why the API token could not be read. Names the file, never its content.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error(
-        "the HITO-Link token file {path} does not exist: put the API token in it and set hitolink.api_token_file"
-    )]
-    Missing { path: PathBuf },
-    #[error(
-        "cannot read the HITO-Link token file {path}: {source} (check that hitosync's user may read it)"
-    )]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the HITO-Link token file {path} is empty: put the API token on its first line")]
-    Empty { path: PathBuf },
-    #[error(
-        "the HITO-Link token file {path} is readable by group or others (mode {mode:o}): run `chmod 600 {path}`, or set hitolink.allow_insecure_token_permissions = true to accept it"
-    )]
-    InsecurePermissions { path: PathBuf, mode: u32 },
-}
+pub use crate::decode::ChangePage;
+use crate::decode::{change_item, decode_record};
+pub use crate::error::{HitolinkError, SetupError};
+pub use crate::token::{TokenError, read_token};
 
-/// Reads the bearer token: the first line of the file, trimmed.
-pub fn read_token(path: &Path, allow_insecure: bool) -> Result<SecretString, TokenError> {
-    use hitosync_net::private_file::{self, PrivateFileError as E};
-    let bytes = private_file::read(path, allow_insecure).map_err(|e| match e {
-        E::Missing => TokenError::Missing {
-            path: path.to_path_buf(),
-        },
-        E::Unreadable(source) => TokenError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        },
-        E::Insecure { mode } => TokenError::InsecurePermissions {
-            path: path.to_path_buf(),
-            mode,
-        },
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| TokenError::Unreadable {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
-    })?;
-    let token = text.lines().next().unwrap_or("").trim();
-    if token.is_empty() {
-        return Err(TokenError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(SecretString::from(token.to_string()))
-}
-
-/// Why a client could not be built from the config.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    #[error("hitolink.base_url {url:?}: expected {expected}")]
-    BaseUrl { url: String, expected: String },
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum HitolinkError {
-    /// `410`: the cursor is unknown or expired; read the feed from the start.
-    #[error("the HITO-Link change cursor expired (410); a full resync is needed")]
-    CursorExpired,
-    /// `412`: the record changed since the version the write was based on.
-    #[error(
-        "interview {id} changed since version it was read at (412); read it again and decide again"
-    )]
-    PreconditionFailed {
-        id: String,
-        current: Option<Box<Interview>>,
-    },
-    #[error("HITO-Link asked for If-Match on {id} (428)")]
-    PreconditionRequired { id: String },
-    /// `422`: the server does not accept the write; nothing changed.
-    #[error("HITO-Link rejected the write to {what} (422): {message}")]
-    Invalid { what: String, message: String },
-    #[error("{what} not found in HITO-Link (404)")]
-    NotFound { what: String },
-    #[error(
-        "HITO-Link refused the API token (401): check the token in hitolink.api_token_file with the HITO-Link administrator"
-    )]
-    Unauthorized,
-    #[error("HITO-Link's rate limit was hit and retries ran out; the next cycle goes on")]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("HITO-Link API failed: {0}")]
-    Transient(String),
-    #[error("HITO-Link rejected the request ({status}): {message}")]
-    Rejected { status: u16, message: String },
-    #[error(transparent)]
-    Unsyncable(#[from] Unsyncable),
-    #[error("unexpected answer from HITO-Link: {0}")]
-    Protocol(String),
-}
-
-impl hitosync_net::retry::Retryable for HitolinkError {
-    fn is_retryable(&self) -> bool {
-        HitolinkError::is_retryable(self)
-    }
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, HitolinkError::RateLimited { .. })
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            HitolinkError::RateLimited { retry_after } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-impl HitolinkError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            HitolinkError::RateLimited { .. } | HitolinkError::Transient(_)
-        )
-    }
-
-    fn from_response(resp: &nethttp::Response, what: &str) -> HitolinkError {
-        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-        HitolinkError::from_parts(
-            resp.status,
-            &body,
-            what,
-            nethttp::retry_after(&resp.headers),
-        )
-    }
-
-    /// Sorts an error answer by status; `body` is the `{"error", "message"}` JSON.
-    pub fn from_parts(
-        status: http::StatusCode,
-        body: &Value,
-        what: &str,
-        retry_after: Option<Duration>,
-    ) -> HitolinkError {
-        let message = body
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or(""))
-            .to_string();
-        match status.as_u16() {
-            410 => HitolinkError::CursorExpired,
-            412 => HitolinkError::PreconditionFailed {
-                id: what.to_string(),
-                current: body
-                    .get("current")
-                    .and_then(|c| Interview::from_json(c).ok())
-                    .map(Box::new),
-            },
-            428 => HitolinkError::PreconditionRequired {
-                id: what.to_string(),
-            },
-            422 => HitolinkError::Invalid {
-                what: what.to_string(),
-                message,
-            },
-            404 => HitolinkError::NotFound {
-                what: what.to_string(),
-            },
-            401 => HitolinkError::Unauthorized,
-            429 => HitolinkError::RateLimited { retry_after },
-            s if s >= 500 => HitolinkError::Transient(format!("{status}: {message}")),
-            s => HitolinkError::Rejected { status: s, message },
-        }
-    }
-}
-
-/// One page of the change feed.
-#[derive(Debug, Clone)]
-pub struct ChangePage {
-    /// Each record validated on its own.
-    pub items: Vec<Result<Interview, Unsyncable>>,
-    pub next_cursor: String,
-    pub has_more: bool,
-}
+/// A cursor longer than this is not a cursor: HITO-Link's are short
+/// opaque tokens, and whatever is accepted here is stored and sent back.
+pub const MAX_CURSOR_BYTES: usize = 16 * 1024;
 
 /// A booking made in the calendar, to become an interview.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +142,7 @@ pub struct HitolinkClient {
     token: SecretString,
     limiter: RateLimiter,
     backoff: Backoff,
+    bounds: Bounds,
     pub counters: Arc<Counters>,
 }
 
@@ -332,12 +164,10 @@ impl HitolinkClient {
                 url: h.base_url.clone(),
                 expected,
             })?;
-        Ok(HitolinkClient::new(
-            base,
-            token,
-            h.max_requests_per_minute,
-            Backoff::default(),
-        ))
+        let mut client =
+            HitolinkClient::new(base, token, h.max_requests_per_minute, Backoff::default());
+        client.bounds = Bounds::new(Duration::from_secs(h.max_retry_after_secs));
+        Ok(client)
     }
 
     pub fn new(
@@ -352,8 +182,21 @@ impl HitolinkClient {
             token,
             limiter: RateLimiter::new(per_minute, 5),
             backoff,
+            bounds: Bounds::default(),
             counters: Arc::new(Counters::default()),
         }
+    }
+
+    /// Every wait of every later call ends at once when `token` fires, and
+    /// the call returns [`HitolinkError::Stopped`]. The daemon hands each
+    /// cycle a fresh one.
+    pub fn set_cancel(&mut self, token: CancellationToken) {
+        self.bounds.cancel = token;
+    }
+
+    /// Replaces the limits on waiting (tests shorten them).
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = bounds;
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, HitolinkError> {
@@ -366,8 +209,14 @@ impl HitolinkClient {
         Ok(url)
     }
 
-    /// Runs `op` under the limiter, retrying what is worth retrying.
-    async fn with_retries<T, F, Fut>(&self, what: &str, op: F) -> Result<T, HitolinkError>
+    /// Runs `op` under the limiter, retrying what is worth retrying, within
+    /// the client's bounds; whatever the server said is scrubbed of the token.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        in_flight: InFlight,
+        op: F,
+    ) -> Result<T, HitolinkError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HitolinkError>>,
@@ -375,22 +224,25 @@ impl HitolinkClient {
         hitosync_net::retry::with_retries(
             &self.limiter,
             &self.backoff,
+            &self.bounds,
             &self.counters.calls,
             what,
+            in_flight,
             op,
         )
         .await
+        .map_err(|e| e.scrubbed(&[self.token.expose_secret()]))
     }
 
-    /// One request; JSON in, JSON out, errors sorted.
-    async fn call(
+    /// One request; the answer's bytes on success, errors sorted.
+    async fn call_raw(
         &self,
         method: Method,
         url: &Url,
         what: &str,
         body: Option<&Value>,
         extra: &[(http::HeaderName, String)],
-    ) -> Result<Value, HitolinkError> {
+    ) -> Result<hitosync_net::http::Response, HitolinkError> {
         let mut headers = vec![(
             http::header::AUTHORIZATION,
             format!("Bearer {}", self.token.expose_secret()),
@@ -404,12 +256,26 @@ impl HitolinkClient {
             body.map(|b| b.to_string()),
         )
         .await
-        .map_err(|e| HitolinkError::Transient(e.to_string()))?;
+        .map_err(|e| HitolinkError::from_send(e, what))?;
         if !resp.status.is_success() {
-            return Err(HitolinkError::from_response(&resp, what));
+            return Err(
+                HitolinkError::from_response(&resp, what).scrubbed(&[self.token.expose_secret()])
+            );
         }
-        serde_json::from_slice(&resp.body)
-            .map_err(|e| HitolinkError::Protocol(format!("undecodable answer: {e}")))
+        Ok(resp)
+    }
+
+    /// One request answered by one interview record.
+    async fn call_record(
+        &self,
+        method: Method,
+        url: &Url,
+        what: &str,
+        body: Option<&Value>,
+        extra: &[(http::HeaderName, String)],
+    ) -> Result<Interview, HitolinkError> {
+        let resp = self.call_raw(method, url, what, body, extra).await?;
+        decode_record(&resp.body, what)
     }
 
     /// One page of the change feed after `cursor` (from the start without).
@@ -426,28 +292,63 @@ impl HitolinkClient {
             }
             q.append_pair("limit", &limit.clamp(1, 500).to_string());
         }
-        let v = self
-            .with_retries("changes", || {
+        let resp = self
+            .with_retries("changes", InFlight::Abandon, || {
                 self.counters.changes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::GET, &url, "the change feed", None, &[])
+                self.call_raw(Method::GET, &url, "the change feed", None, &[])
             })
             .await?;
-        let items = v
-            .get("items")
-            .and_then(|i| i.as_array())
-            .ok_or_else(|| HitolinkError::Protocol("a change page without items".into()))?
-            .iter()
-            .map(Interview::from_json)
-            .collect::<Vec<_>>();
-        let next_cursor = v
-            .get("next_cursor")
-            .and_then(|c| c.as_str())
-            .ok_or_else(|| HitolinkError::Protocol("a change page without next_cursor".into()))?
-            .to_string();
-        let has_more = v.get("has_more").and_then(|h| h.as_bool()).unwrap_or(false);
-        debug!(items = items.len(), has_more, "read a change page");
+        let raw = page::split(&resp.body, "items")
+            .map_err(|e| HitolinkError::Protocol(format!("an undecodable change page: {e}")))?;
+        if !raw.has_items {
+            return Err(HitolinkError::Protocol(
+                "a change page without items".into(),
+            ));
+        }
+        let next_cursor = match raw.fields.get("next_cursor") {
+            Some(Value::String(c)) if c.contains('\u{FFFD}') => {
+                return Err(HitolinkError::Protocol(
+                    "a change page whose next_cursor is not UTF-8 text".into(),
+                ));
+            }
+            Some(Value::String(c)) if c.len() > MAX_CURSOR_BYTES => {
+                return Err(HitolinkError::Protocol(format!(
+                    "a change page whose next_cursor is {} bytes long; a cursor is a short token (at most {MAX_CURSOR_BYTES} bytes are accepted)",
+                    c.len()
+                )));
+            }
+            Some(Value::String(c)) => c.clone(),
+            _ => {
+                return Err(HitolinkError::Protocol(
+                    "a change page without next_cursor".into(),
+                ));
+            }
+        };
+        let has_more = raw
+            .fields
+            .get("has_more")
+            .and_then(|h| h.as_bool())
+            .unwrap_or(false);
+        let mut items = Vec::with_capacity(raw.items.len());
+        let mut unreadable = Vec::new();
+        for item in &raw.items {
+            match change_item(item) {
+                Ok(r) => items.push(r),
+                Err(bad) => {
+                    warn!(position = bad.position, hash = %bad.hash, id = ?bad.id, reason = %bad.reason, "HITO-Link sent a record that cannot be read; the rest of the page goes on");
+                    unreadable.push(bad);
+                }
+            }
+        }
+        debug!(
+            items = items.len(),
+            unreadable = unreadable.len(),
+            has_more,
+            "read a change page"
+        );
         Ok(ChangePage {
             items,
+            unreadable,
             next_cursor,
             has_more,
         })
@@ -456,13 +357,11 @@ impl HitolinkClient {
     /// One interview, tombstones included.
     pub async fn get(&self, id: &str) -> Result<Interview, HitolinkError> {
         let url = self.url(&["interviews", id])?;
-        let v = self
-            .with_retries("get", || {
-                self.counters.get.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::GET, &url, id, None, &[])
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("get", InFlight::Abandon, || {
+            self.counters.get.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::GET, &url, id, None, &[])
+        })
+        .await
     }
 
     /// Creates an interview from a calendar booking. The key makes a retry
@@ -479,13 +378,11 @@ impl HitolinkClient {
             idempotency_key.to_string(),
         )];
         let what = format!("booking {idempotency_key}");
-        let v = self
-            .with_retries("create", || {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::POST, &url, &what, Some(&body), &headers)
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("create", InFlight::Finish, || {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::POST, &url, &what, Some(&body), &headers)
+        })
+        .await
     }
 
     /// Patches the writable fields, conditionally on `version`.
@@ -498,13 +395,11 @@ impl HitolinkClient {
         let fields = &patch.to_json();
         let url = self.url(&["interviews", id])?;
         let headers = [(http::header::IF_MATCH, version.to_string())];
-        let v = self
-            .with_retries("patch", || {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::PATCH, &url, id, Some(fields), &headers)
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("patch", InFlight::Finish, || {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::PATCH, &url, id, Some(fields), &headers)
+        })
+        .await
     }
 
     /// Records a decline seen in the calendar.
@@ -533,26 +428,24 @@ impl HitolinkClient {
                 idempotency_key.to_string(),
             ),
         ];
-        let v = self
-            .with_retries("decline", || {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::POST, &url, id, Some(&body), &headers)
-            })
-            .await?;
-        Ok(Interview::from_json(&v)?)
+        self.with_retries("decline", InFlight::Finish, || {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            self.call_record(Method::POST, &url, id, Some(&body), &headers)
+        })
+        .await
     }
 
     /// Looks up an application (to check a booking made in the calendar).
     pub async fn application(&self, id: &str) -> Result<ApplicationInfo, HitolinkError> {
         let url = self.url(&["applications", id])?;
         let what = format!("application {id}");
-        let v = self
-            .with_retries("application", || {
+        let resp = self
+            .with_retries("application", InFlight::Abandon, || {
                 self.counters.get.fetch_add(1, Ordering::Relaxed);
-                self.call(Method::GET, &url, &what, None, &[])
+                self.call_raw(Method::GET, &url, &what, None, &[])
             })
             .await?;
-        serde_json::from_value(v)
+        serde_json::from_slice(&resp.body)
             .map_err(|e| HitolinkError::Protocol(format!("undecodable application: {e}")))
     }
 }

@@ -1,6 +1,9 @@
 //! The HITO-Link side: the interview API client.
 
 pub mod client;
+mod decode;
+mod error;
+mod token;
 
 pub use client::{
     ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,

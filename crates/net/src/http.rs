@@ -40,7 +40,13 @@ pub fn connector() -> Connector {
         .build()
 }
 
-/// A response read whole: these APIs answer with small JSON documents.
+/// The largest answer read. Both APIs answer with JSON documents of a few
+/// hundred kilobytes at most (a page of 2,500 events is well under 10 MiB);
+/// anything bigger is a broken or hostile peer, and reading it whole would
+/// hold it all in memory (and, as a cursor, in the store).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A response read whole (up to [`MAX_BODY_BYTES`]).
 #[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
@@ -57,6 +63,32 @@ pub enum SendError {
     Connect(String),
     #[error("reading the answer failed: {0}")]
     Body(String),
+    /// The answer is bigger than [`MAX_BODY_BYTES`]; reading stopped there.
+    #[error("{}", too_large_text(*.limit, *.declared))]
+    TooLarge { limit: usize, declared: Option<u64> },
+}
+
+impl SendError {
+    /// Worth another attempt: a timeout or a broken connection may not
+    /// happen again, an oversized answer will.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, SendError::TooLarge { .. })
+    }
+}
+
+fn too_large_text(limit: usize, declared: Option<u64>) -> String {
+    let mib = |n: u64| n as f64 / (1024.0 * 1024.0);
+    match declared {
+        Some(n) => format!(
+            "the answer is {:.1} MiB (Content-Length), more than the {:.0} MiB hitosync reads",
+            mib(n),
+            mib(limit as u64)
+        ),
+        None => format!(
+            "the answer is larger than the {:.0} MiB hitosync reads; reading stopped there",
+            mib(limit as u64)
+        ),
+    }
 }
 
 /// One request, no retries; the caller's retry policy decides on failures.
@@ -83,10 +115,34 @@ pub async fn send(
             .await
             .map_err(|e| SendError::Connect(error_chain(&e)))?;
         let (parts, body) = response.into_parts();
-        let body = body
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = declared
+            && n > MAX_BODY_BYTES as u64
+        {
+            return Err(SendError::TooLarge {
+                limit: MAX_BODY_BYTES,
+                declared: Some(n),
+            });
+        }
+        // Frame by frame, stopping at the cap: a peer that streams without
+        // end (or lies in Content-Length) costs at most the cap.
+        let body = http_body_util::Limited::new(body, MAX_BODY_BYTES)
             .collect()
             .await
-            .map_err(|e| SendError::Body(e.to_string()))?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    SendError::TooLarge {
+                        limit: MAX_BODY_BYTES,
+                        declared: None,
+                    }
+                } else {
+                    SendError::Body(error_chain(&*e))
+                }
+            })?
             .to_bytes();
         Ok(Response {
             status: parts.status,

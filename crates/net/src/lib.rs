@@ -4,6 +4,8 @@
 //! depend on this.
 
 pub mod http;
+pub mod page;
 pub mod private_file;
 pub mod ratelimit;
+pub mod redact;
 pub mod retry;

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::time::Instant;
+pub use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -53,6 +55,66 @@ impl Backoff {
     }
 }
 
+/// What bounds one call, retries included. Each client holds one; the
+/// daemon hands it a fresh token per cycle.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    /// Fired on SIGTERM/SIGINT or at the cycle's deadline: every wait
+    /// (the request budget, a backoff, a `Retry-After`) ends at once.
+    pub cancel: CancellationToken,
+    /// The longest `Retry-After` honoured. A server asking for more is not
+    /// waited for: the call fails with an error that says what it asked.
+    pub max_retry_after: Duration,
+    /// The longest one call may take, every attempt and wait included.
+    pub max_total: Duration,
+}
+
+/// The `Retry-After` cap when the config sets none.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+impl Bounds {
+    /// Never cancelled; the total is the `Retry-After` cap plus room for
+    /// two requests that run into their timeout.
+    pub fn new(max_retry_after: Duration) -> Bounds {
+        Bounds {
+            cancel: CancellationToken::new(),
+            max_retry_after,
+            max_total: max_retry_after + 2 * crate::http::REQUEST_TIMEOUT + Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds::new(DEFAULT_MAX_RETRY_AFTER)
+    }
+}
+
+/// What happens to an attempt already sent when the token fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlight {
+    /// A read: dropped at once, nothing is lost.
+    Abandon,
+    /// A write: its answer says whether it happened, so it is awaited (its
+    /// own timeout bounds it); no further attempt follows.
+    Finish,
+}
+
+/// Why a call ended without the server's last word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The cancellation token fired (shutdown, or the cycle's deadline).
+    Stopped,
+    /// The server asked to wait longer than [`Bounds::max_retry_after`].
+    RetryAfterTooLong { asked: Duration, cap: Duration },
+    /// The next wait would take the call past [`Bounds::max_total`].
+    OutOfTime {
+        spent: Duration,
+        attempts: u32,
+        last: String,
+    },
+}
+
 /// An error that may be worth another try, and how long the server asked
 /// to wait before it.
 pub trait Retryable: std::fmt::Display {
@@ -60,6 +122,8 @@ pub trait Retryable: std::fmt::Display {
     fn retry_after(&self) -> Option<Duration>;
     /// A rate-limit answer (429, or Google's 403 rate-limit reasons).
     fn is_rate_limit(&self) -> bool;
+    /// The error a call ends with when it was cut short.
+    fn interrupted(why: Interrupted) -> Self;
 }
 
 /// What one client's calls came to, for metrics: every attempt is counted
@@ -89,12 +153,15 @@ impl CallStats {
 }
 
 /// Runs `op` under `limiter`, retrying what is worth retrying with
-/// `backoff`; counts retries in `retries`. Shared by both API clients.
+/// `backoff`, within `bounds`; counts retries in `stats`. Shared by both
+/// API clients.
 pub async fn with_retries<T, E, F, Fut>(
     limiter: &crate::ratelimit::RateLimiter,
     backoff: &Backoff,
+    bounds: &Bounds,
     stats: &CallStats,
     what: &str,
+    in_flight: InFlight,
     mut op: F,
 ) -> Result<T, E>
 where
@@ -102,13 +169,29 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
+    let started = Instant::now();
+    let stopped = || E::interrupted(Interrupted::Stopped);
     let mut attempt = 1;
     loop {
-        let waited = limiter.acquire().await;
+        if bounds.cancel.is_cancelled() {
+            return Err(stopped());
+        }
+        let waited = tokio::select! {
+            biased;
+            _ = bounds.cancel.cancelled() => return Err(stopped()),
+            w = limiter.acquire() => w,
+        };
         stats
             .limiter_wait_ms
             .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
-        let result = op().await;
+        let result = match in_flight {
+            InFlight::Finish => op().await,
+            InFlight::Abandon => tokio::select! {
+                biased;
+                _ = bounds.cancel.cancelled() => return Err(stopped()),
+                r = op() => r,
+            },
+        };
         match &result {
             Ok(_) => stats.ok.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
@@ -116,17 +199,50 @@ where
                 0
             }
         };
-        match result {
+        let e = match result {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < backoff.max_attempts => {
-                let wait = backoff.delay(attempt, e.retry_after());
-                tracing::warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "API call failed, retrying");
-                stats.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
+            Err(e) => e,
+        };
+        if !e.is_retryable() {
+            return Err(e);
         }
+        if let Some(asked) = e.retry_after()
+            && asked > bounds.max_retry_after
+        {
+            tracing::warn!(
+                call = what,
+                asked_s = asked.as_secs(),
+                cap_s = bounds.max_retry_after.as_secs(),
+                "the server asked to wait longer than allowed; not waiting"
+            );
+            return Err(E::interrupted(Interrupted::RetryAfterTooLong {
+                asked,
+                cap: bounds.max_retry_after,
+            }));
+        }
+        if attempt >= backoff.max_attempts {
+            return Err(e);
+        }
+        if bounds.cancel.is_cancelled() {
+            return Err(stopped());
+        }
+        let wait = backoff.delay(attempt, e.retry_after());
+        let spent = started.elapsed();
+        if spent + wait > bounds.max_total {
+            return Err(E::interrupted(Interrupted::OutOfTime {
+                spent,
+                attempts: attempt,
+                last: e.to_string(),
+            }));
+        }
+        tracing::warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "API call failed, retrying");
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::select! {
+            biased;
+            _ = bounds.cancel.cancelled() => return Err(stopped()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        attempt += 1;
     }
 }
 
@@ -160,36 +276,201 @@ mod tests {
         );
     }
 
-    #[derive(Debug)]
-    struct Flaky(u16);
+    #[derive(Debug, PartialEq)]
+    enum Flaky {
+        Status(u16),
+        /// 429 with a `Retry-After` in seconds.
+        After(u64),
+        Cut(Interrupted),
+    }
+    use Flaky::Status as St;
     impl std::fmt::Display for Flaky {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "status {}", self.0)
+            write!(f, "{self:?}")
         }
     }
     impl Retryable for Flaky {
         fn is_retryable(&self) -> bool {
-            self.0 == 429 || self.0 >= 500
+            matches!(self, St(429) | Flaky::After(_)) || matches!(self, St(s) if *s >= 500)
         }
         fn retry_after(&self) -> Option<Duration> {
-            None
+            match self {
+                Flaky::After(s) => Some(Duration::from_secs(*s)),
+                _ => None,
+            }
         }
         fn is_rate_limit(&self) -> bool {
-            self.0 == 429
+            matches!(self, St(429) | Flaky::After(_))
         }
+        fn interrupted(why: Interrupted) -> Self {
+            Flaky::Cut(why)
+        }
+    }
+
+    fn limiter() -> crate::ratelimit::RateLimiter {
+        crate::ratelimit::RateLimiter::new(60_000, 100)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_retry_after_is_an_error_not_a_wait() {
+        let bounds = Bounds::new(Duration::from_secs(300));
+        let stats = CallStats::default();
+        let start = Instant::now();
+        let r: Result<(), Flaky> = with_retries(
+            &limiter(),
+            &Backoff::default(),
+            &bounds,
+            &stats,
+            "t",
+            InFlight::Abandon,
+            || async { Err(Flaky::After(86_400)) },
+        )
+        .await;
+        assert_eq!(
+            r.unwrap_err(),
+            Flaky::Cut(Interrupted::RetryAfterTooLong {
+                asked: Duration::from_secs(86_400),
+                cap: Duration::from_secs(300)
+            })
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "it waited");
+        // a Retry-After within the cap is honoured
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), Flaky> = with_retries(
+            &limiter(),
+            &Backoff::default(),
+            &bounds,
+            &stats,
+            "t",
+            InFlight::Abandon,
+            || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        Err(Flaky::After(120))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(r.is_ok());
+        assert!(start.elapsed() >= Duration::from_secs(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_ends_a_wait_at_once() {
+        let bounds = Bounds::new(Duration::from_secs(300));
+        let token = bounds.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            token.cancel();
+        });
+        let start = Instant::now();
+        let r: Result<(), Flaky> = with_retries(
+            &limiter(),
+            &Backoff::default(),
+            &bounds,
+            &CallStats::default(),
+            "t",
+            InFlight::Abandon,
+            || async { Err(Flaky::After(200)) },
+        )
+        .await;
+        assert_eq!(r.unwrap_err(), Flaky::Cut(Interrupted::Stopped));
+        assert!(
+            start.elapsed() < Duration::from_secs(200),
+            "waited out the Retry-After"
+        );
+        // a read in flight is dropped too; a fired token stops the next call before it starts
+        let r: Result<(), Flaky> = with_retries(
+            &limiter(),
+            &Backoff::default(),
+            &bounds,
+            &CallStats::default(),
+            "t",
+            InFlight::Finish,
+            || async { panic!("a call started after the stop") },
+        )
+        .await;
+        assert_eq!(r.unwrap_err(), Flaky::Cut(Interrupted::Stopped));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_in_flight_is_abandoned_a_write_is_finished() {
+        let bounds = Bounds::new(Duration::from_secs(300));
+        let token = bounds.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            token.cancel();
+        });
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, Flaky>(())
+        };
+        let (l1, l2, b, s1, s2) = (
+            limiter(),
+            limiter(),
+            Backoff::default(),
+            CallStats::default(),
+            CallStats::default(),
+        );
+        let read = with_retries(&l1, &b, &bounds, &s1, "read", InFlight::Abandon, slow);
+        let write = with_retries(&l2, &b, &bounds, &s2, "write", InFlight::Finish, slow);
+        let (read, write) = tokio::join!(read, write);
+        assert_eq!(read.unwrap_err(), Flaky::Cut(Interrupted::Stopped));
+        assert!(write.is_ok(), "the write in flight was not finished");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_call_is_bounded_in_total() {
+        let mut bounds = Bounds::new(Duration::from_secs(300));
+        bounds.max_total = Duration::from_secs(100);
+        let backoff = Backoff {
+            max_attempts: 1000,
+            ..Backoff::default()
+        };
+        let start = Instant::now();
+        let r: Result<(), Flaky> = with_retries(
+            &limiter(),
+            &backoff,
+            &bounds,
+            &CallStats::default(),
+            "t",
+            InFlight::Abandon,
+            || async { Err(Flaky::After(30)) },
+        )
+        .await;
+        assert!(
+            matches!(
+                r,
+                Err(Flaky::Cut(Interrupted::OutOfTime { attempts: 4, .. }))
+            ),
+            "{r:?}"
+        );
+        assert!(start.elapsed() <= Duration::from_secs(100));
     }
 
     #[tokio::test]
     async fn every_attempt_is_counted_by_result() {
-        let limiter = crate::ratelimit::RateLimiter::new(60_000, 100);
+        let limiter = limiter();
+        let bounds = Bounds::default();
         let stats = CallStats::default();
-        let answers = std::sync::Mutex::new(vec![Ok(()), Err(Flaky(500)), Err(Flaky(429))]);
-        let r: Result<(), Flaky> =
-            with_retries(&limiter, &Backoff::immediate(5), &stats, "t", || {
-                let next = answers.lock().unwrap().pop().unwrap_or(Err(Flaky(404)));
+        let answers = std::sync::Mutex::new(vec![Ok(()), Err(St(500)), Err(St(429))]);
+        let r: Result<(), Flaky> = with_retries(
+            &limiter,
+            &Backoff::immediate(5),
+            &bounds,
+            &stats,
+            "t",
+            InFlight::Abandon,
+            || {
+                let next = answers.lock().unwrap().pop().unwrap_or(Err(St(404)));
                 async move { next }
-            })
-            .await;
+            },
+        )
+        .await;
         assert!(r.is_ok());
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         assert_eq!(
@@ -202,11 +483,16 @@ mod tests {
             (1, 1, 1, 2)
         );
         // a client error is not retried
-        let r: Result<(), Flaky> =
-            with_retries(&limiter, &Backoff::immediate(5), &stats, "t", || async {
-                Err(Flaky(404))
-            })
-            .await;
+        let r: Result<(), Flaky> = with_retries(
+            &limiter,
+            &Backoff::immediate(5),
+            &bounds,
+            &stats,
+            "t",
+            InFlight::Abandon,
+            || async { Err(St(404)) },
+        )
+        .await;
         assert!(r.is_err());
         assert_eq!((get(&stats.other_error), get(&stats.retries)), (1, 2));
     }

@@ -41,6 +41,16 @@ pub enum StateError {
         "the state dir {dir} was written by another hitosync version (schema {found}, this one reads {SCHEMA_VERSION}); use the matching version or move the dir away to rebuild it from the calendar"
     )]
     Schema { dir: PathBuf, found: u64 },
+    /// The store's files are there but do not open as a hitosync store.
+    /// Never treated as empty: that would forget every mapping.
+    #[error(
+        "the state dir {dir} holds no readable hitosync store ({detail}); nothing in it was changed. To rebuild the mappings from both sides: stop the daemon, move the dir aside (mv {dir} {dir}.broken), then run `hitosync sync --full`"
+    )]
+    NotAStore { dir: PathBuf, detail: String },
+    #[error(
+        "the store does not open because an interrupted write left an unfinished snapshot that hitosync could not remove: remove {files} (as the daemon's user), then start again; nothing else needs to change"
+    )]
+    UnfinishedSnapshot { files: String },
     #[error("the state store failed: {0}")]
     Io(String),
     #[error("a state record is unreadable ({key}): {detail}")]
@@ -49,9 +59,15 @@ pub enum StateError {
 
 impl From<sled::Error> for StateError {
     fn from(e: sled::Error) -> Self {
-        StateError::Io(e.to_string())
+        StateError::Io(io_text(&e))
     }
 }
+
+/// The sled folder inside the state dir.
+const SLED_DIR: &str = "sled";
+
+mod open;
+use open::{io_text, make_private, remove_unfinished_snapshots};
 
 /// One decision as kept in a record's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,10 +217,18 @@ impl Store {
     }
 
     pub fn open_link(dir: &Path, link: &str) -> Result<Store, StateError> {
-        std::fs::create_dir_all(dir).map_err(|e| StateError::Open {
+        let open_err = |detail: String| StateError::Open {
             dir: dir.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let sled_dir = dir.join(SLED_DIR);
+        // Was there a store before this open? Then it must read as one.
+        let existed = std::fs::read_dir(&sled_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        make_private(dir, &sled_dir).map_err(|e| open_err(format!("setting permissions: {e}")))?;
+        let unfinished = remove_unfinished_snapshots(&sled_dir);
         // A process that just exited (or a handle this process just dropped,
         // whose sled flusher thread still holds the lock for a moment)
         // releases the lock shortly: wait up to two seconds before calling
@@ -212,7 +236,7 @@ impl Store {
         let mut attempts = 0;
         let db = loop {
             match sled::Config::new()
-                .path(dir.join("sled"))
+                .path(&sled_dir)
                 // sled caches up to 1 GiB of pages by default; a daemon
                 // that must stay under 100 MB keeps a small cache and
                 // lets the OS page cache do the rest.
@@ -232,14 +256,30 @@ impl Store {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                Err(other) => {
-                    return Err(StateError::Open {
-                        dir: dir.to_path_buf(),
-                        detail: other.to_string(),
+                Err(sled::Error::Corruption { .. }) if !unfinished.is_empty() => {
+                    return Err(StateError::UnfinishedSnapshot {
+                        files: unfinished
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     });
                 }
+                Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_))) => {
+                    return Err(StateError::NotAStore {
+                        dir: dir.to_path_buf(),
+                        detail: format!("sled reports: {}", io_text(&e)),
+                    });
+                }
+                Err(other) => return Err(open_err(io_text(&other))),
             }
         };
+        if existed && db.get("schema_version")?.is_none() {
+            return Err(StateError::NotAStore {
+                dir: dir.to_path_buf(),
+                detail: "a sled database without hitosync's schema version".into(),
+            });
+        }
         let tree = |name: &str| db.open_tree(format!("{link}/{name}"));
         let store = Store {
             dir: dir.to_path_buf(),
@@ -289,6 +329,15 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the store still takes writes. sled stops taking any after an
+    /// I/O error (a full disk, EIO) until it is opened again, even once the
+    /// cause is gone: a caller that sees this fail drops the store and
+    /// opens it anew.
+    pub fn check_writable(&self) -> Result<(), StateError> {
+        self.meta.insert("probe", &[1u8])?;
+        self.flush()
     }
 
     fn flush(&self) -> Result<(), StateError> {

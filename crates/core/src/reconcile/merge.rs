@@ -339,6 +339,23 @@ fn calendar_op_for_known(
                 change,
             })
         }
+        // Answers the event shows wrong (Google reset them): set right,
+        // telling nobody.
+        (false, false) if ev.is_some_and(|e| answers_differ(e, snap, target)) => {
+            let attendees = ev
+                .map(|e| with_answers(&e.attendees, snap, target))
+                .unwrap_or_default();
+            Some(CalendarOp::Patch {
+                event_id,
+                if_match,
+                change: EventChange {
+                    attendees: Some(attendees),
+                    private,
+                    ..Default::default()
+                },
+                notify: Notify::Nobody,
+            })
+        }
         _ if ev.is_some_and(|e| needs_stamp(e, &snap.interview_id, target)) => {
             Some(CalendarOp::Stamp {
                 event_id,
@@ -348,6 +365,44 @@ fn calendar_op_for_known(
         }
         _ => None,
     }
+}
+
+/// The event shows an answer other than the target's for someone hitosync
+/// invited.
+fn answers_differ(ev: &CalendarEvent, snap: &Snapshot, target: &Fields) -> bool {
+    ev.attendees
+        .iter()
+        .filter(|a| a.is_guest())
+        .any(|a| match target.responses.get(&a.email) {
+            Some(want) => a.response != *want,
+            None => {
+                snap.candidate_email.as_deref() == Some(a.email.as_str())
+                    && (a.response == Response::Declined) != target.candidate_declined
+            }
+        })
+}
+
+/// The event's attendees with the target's answers.
+fn with_answers(attendees: &[Attendee], snap: &Snapshot, target: &Fields) -> Vec<Attendee> {
+    attendees
+        .iter()
+        .cloned()
+        .map(|mut a| {
+            if !a.is_guest() {
+                return a;
+            }
+            if let Some(want) = target.responses.get(&a.email) {
+                a.response = *want;
+            } else if snap.candidate_email.as_deref() == Some(a.email.as_str()) {
+                if target.candidate_declined {
+                    a.response = Response::Declined;
+                } else if a.response == Response::Declined {
+                    a.response = Response::NeedsAction;
+                }
+            }
+            a
+        })
+        .collect()
 }
 
 /// The event does not carry the interview's ID or the current agreement.
@@ -831,15 +886,9 @@ pub(super) fn describe(h: &Fields, g: &Fields, t: &Fields, ops: &[Op]) -> String
     {
         parts.push("link to the event written back".into());
     }
-    let what = if parts.is_empty() {
+    if parts.is_empty() {
         "bookkeeping".to_string()
     } else {
         parts.join(", ")
-    };
-    if ops.is_empty() {
-        format!("{what}; no write")
-    } else {
-        let writes: Vec<String> = ops.iter().map(ToString::to_string).collect();
-        format!("{what}; {}", writes.join("; "))
     }
 }

@@ -338,6 +338,16 @@ impl Decision {
         !self.ops.is_empty() && self.ops.iter().all(Op::is_bookkeeping)
     }
 
+    /// The summary and the writes, in one line, for the log, the intent
+    /// journal and a record's history.
+    pub fn log_line(&self) -> String {
+        if self.ops.is_empty() {
+            return format!("{}; no write", self.summary);
+        }
+        let writes: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
+        format!("{}; {}", self.summary, writes.join("; "))
+    }
+
     pub fn calendar_op(&self) -> Option<&CalendarOp> {
         self.ops.iter().find_map(|o| match o {
             Op::Calendar(c) => Some(c),
