@@ -4,12 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-#[cfg(feature = "emulators")]
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, ConfigFile, DEFAULT_CONFIG_PATH};
 use crate::daemon::{
     self,
     control::{self, Request},
@@ -21,7 +20,8 @@ use crate::google::GoogleError;
 use crate::hitolink::HitolinkError;
 use crate::link::Link;
 use crate::logging::{self, LogFormat};
-use crate::state::{StateError, Store};
+use crate::daemon::backend::Backend;
+use crate::state::{Lease, StateError, StateStore};
 use crate::status;
 
 #[derive(Debug, Parser)]
@@ -60,6 +60,9 @@ pub enum Command {
         /// Apply cancellations even when the mass-deletion breaker would hold them.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Only this link (default: every link).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
     /// What one cycle would do, per record; changes nothing anywhere.
     Plan {
@@ -67,11 +70,17 @@ pub enum Command {
         full: bool,
         #[arg(long)]
         json: bool,
+        /// Only this link (default: every link).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
-    /// Counts, last cycle, cursors' age, pending operations, conflicts, failing records.
+    /// Counts, last cycle, cursors' age, pending operations, conflicts, failing records, leases.
     Status {
         #[arg(long)]
         json: bool,
+        /// Only this link (default: every link).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
     /// One interview's mapping, last agreed state and history of decisions.
     Inspect {
@@ -79,6 +88,9 @@ pub enum Command {
         id: String,
         #[arg(long)]
         json: bool,
+        /// The link the interview belongs to (needed when the file has several).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
     #[cfg(feature = "emulators")]
     /// Measures cycles against the emulators over loopback and prints the figures (docs/performance.md).
@@ -213,18 +225,29 @@ fn run_error(e: impl Into<anyhow::Error>) -> Failure {
     }
 }
 
-fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
-    Config::load(path).map_err(setup_error)
+fn load_config(path: &std::path::Path) -> Result<ConfigFile, Failure> {
+    ConfigFile::load(path).map_err(setup_error)
 }
 
-fn open_store(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.daemon.state_dir).map_err(|e| match e {
+fn state_failure(e: StateError) -> Failure {
+    match e {
         StateError::Open { .. }
         | StateError::NotAStore { .. }
         | StateError::UnfinishedSnapshot { .. }
-        | StateError::Schema { .. } => setup_error(e),
+        | StateError::Schema { .. }
+        | StateError::Database { .. }
+        | StateError::DatabaseSchema { .. } => setup_error(e),
         other => run_error(other),
-    })
+    }
+}
+
+async fn open_backend(file: &ConfigFile) -> Result<Backend, Failure> {
+    Backend::open(file).await.map_err(state_failure)
+}
+
+/// The links a command serves: `--link NAME`, or all of them.
+fn selected<'a>(file: &'a ConfigFile, link: Option<&str>) -> Result<Vec<&'a Config>, Failure> {
+    file.select(link).map_err(setup_error)
 }
 
 /// Fires on SIGINT or SIGTERM: a one-shot cycle stops like the daemon's.
@@ -248,25 +271,88 @@ fn stop_on_signals() -> crate::retry::CancellationToken {
     token
 }
 
-/// One cycle outside the daemon, bounded like the daemon's
+/// The lease a one-shot command takes to write a link's state on
+/// PostgreSQL: refused while a daemon holds it (the command goes through
+/// that daemon instead).
+async fn one_shot_lease(
+    backend: &Backend,
+    file: &ConfigFile,
+    link: &str,
+) -> Result<Option<Arc<Lease>>, Failure> {
+    let Some(pg) = backend.postgres() else {
+        return Ok(None);
+    };
+    let (id, _, _) = crate::daemon::leases::replica_id();
+    let owner = format!("cli:{id}");
+    let sent = std::time::Instant::now();
+    // As long as a daemon's: a cycle is bounded well under it.
+    let lease = file.state.lease().max(file.daemon.cycle_deadline() * 2);
+    match pg
+        .try_acquire(link, &owner, lease)
+        .await
+        .map_err(state_failure)?
+    {
+        Some(token) => Ok(Some(Arc::new(Lease::new(link, &owner, token, sent, lease)))),
+        None => {
+            let rows = pg.leases().await.map_err(state_failure)?;
+            let row = rows.iter().find(|r| r.link == link);
+            Err(run_error(StateError::Leased {
+                link: link.to_string(),
+                owner: row.map(|r| r.owner.clone()).unwrap_or_default(),
+                until: row.map(|r| r.expires_at.to_rfc3339()).unwrap_or_default(),
+            }))
+        }
+    }
+}
+
+/// One cycle of one link outside the daemon, bounded like the daemon's
 /// (`daemon.cycle_deadline_secs`, SIGINT/SIGTERM); its outcome is kept in
 /// the store for `status`.
-async fn run_cycle(config: &Config, opts: CycleOptions) -> Result<CycleReport, Failure> {
-    let mut link = Link::connect(config).await.map_err(setup_error)?;
-    let store = open_store(config)?;
-    let stop = stop_on_signals();
+async fn run_cycle(
+    file: &ConfigFile,
+    backend: &Backend,
+    config: &Config,
+    opts: CycleOptions,
+    stop: &crate::retry::CancellationToken,
+) -> Result<CycleReport, Failure> {
+    let mut link = Link::connect(config).await.map_err(|e| {
+        if file.form == crate::config::Form::Many {
+            setup_error(anyhow::anyhow!("link {:?}: {e}", config.link))
+        } else {
+            setup_error(e)
+        }
+    })?;
+    let lease = if opts.dry_run {
+        None
+    } else {
+        one_shot_lease(backend, file, &config.link).await?
+    };
+    let store: Arc<dyn StateStore> = backend
+        .store(&config.link, lease.clone())
+        .map_err(state_failure)?;
     let deadline = config.daemon.cycle_deadline();
-    let outcome = daemon::worker::bounded_cycle(&mut link, &store, &opts, deadline, &stop).await;
+    let outcome = daemon::worker::bounded_cycle(
+        &mut link,
+        store.as_ref(),
+        lease.as_deref(),
+        &opts,
+        deadline,
+        stop,
+    )
+    .await;
     let failure = outcome.failure(deadline);
     if !opts.dry_run {
-        let mut health = status::Health::load(&store);
+        let mut health = status::Health::load(store.as_ref()).await;
         match &failure {
             None if !outcome.shut_down => health.succeeded(chrono::Utc::now()),
             None => {}
             Some(text) => health.failed(text.clone(), chrono::Utc::now()),
         }
         // the cycle's own error says more than a failed bookkeeping write
-        let _ = health.save(&store);
+        let _ = health.save(store.as_ref()).await;
+    }
+    if let (Some(pg), Some(l)) = (backend.postgres(), &lease) {
+        let _ = pg.release(&l.link, &l.owner, l.token).await;
     }
     match (outcome.result, failure) {
         (Ok(report), None) => Ok(report),
@@ -289,8 +375,8 @@ async fn run_cycle(config: &Config, opts: CycleOptions) -> Result<CycleReport, F
 }
 
 /// Sends `req` to a running daemon; `None` when none listens.
-async fn through_daemon(config: &Config, req: Request) -> Result<Option<ExitCode>, Failure> {
-    match control::request(&config.daemon.control_socket, &req)
+async fn through_daemon(file: &ConfigFile, req: Request) -> Result<Option<ExitCode>, Failure> {
+    match control::request(&file.daemon.control_socket, &req)
         .await
         .map_err(run_error)?
     {
@@ -302,68 +388,179 @@ async fn through_daemon(config: &Config, req: Request) -> Result<Option<ExitCode
     }
 }
 
+/// Runs `opts` on each selected link in turn, printing each outcome (with
+/// a header when there are several); the worst exit code wins. A link
+/// that fails does not keep the next from running.
+async fn cycle_links(
+    file: &ConfigFile,
+    link: Option<&str>,
+    opts: CycleOptions,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let links = selected(file, link)?;
+    let backend = open_backend(file).await?;
+    let stop = stop_on_signals();
+    let many = links.len() > 1;
+    let mut worst: Option<Failure> = None;
+    let mut code = 0u8;
+    let mut plans = serde_json::Map::new();
+    for config in links {
+        if many && !(opts.dry_run && json) {
+            println!("== link {} ==", config.link);
+        }
+        match run_cycle(file, &backend, config, opts.clone(), &stop).await {
+            Ok(report) if opts.dry_run => {
+                let out = status::render_plan(&report, json);
+                if many && json {
+                    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::String(out));
+                    plans.insert(config.link.clone(), v);
+                } else {
+                    print!("{out}");
+                }
+            }
+            Ok(report) => {
+                let (output, c) = status::render_cycle(&report);
+                print!("{output}");
+                code = code.max(c);
+            }
+            Err(f) if !many => return Err(f),
+            Err(f) => {
+                eprintln!("error: link {}: {}", config.link, error_text(&f.error));
+                code = code.max(f.code);
+                if worst.is_none() {
+                    worst = Some(f);
+                }
+            }
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+    }
+    if many && opts.dry_run && json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "links": plans }))
+                .map_err(run_error)?
+        );
+    }
+    Ok(ExitCode::from(code))
+}
+
 async fn sync_command(
     config_path: &std::path::Path,
     full: bool,
     allow_mass_delete: bool,
+    link: Option<String>,
 ) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
+    let file = load_config(config_path)?;
+    selected(&file, link.as_deref())?;
     if let Some(code) = through_daemon(
-        &config,
+        &file,
         Request::Sync {
             full,
             allow_mass_delete,
+            link: link.clone(),
         },
     )
     .await?
     {
         return Ok(code);
     }
-    let report = run_cycle(
-        &config,
+    cycle_links(
+        &file,
+        link.as_deref(),
         CycleOptions {
             full,
             allow_mass_delete,
             ..Default::default()
         },
+        false,
     )
-    .await?;
-    let (output, code) = status::render_cycle(&report);
-    print!("{output}");
-    Ok(ExitCode::from(code))
+    .await
 }
 
 async fn plan_command(
     config_path: &std::path::Path,
     full: bool,
     json: bool,
+    link: Option<String>,
 ) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
-    if let Some(code) = through_daemon(&config, Request::Plan { full, json }).await? {
+    let file = load_config(config_path)?;
+    selected(&file, link.as_deref())?;
+    if let Some(code) = through_daemon(
+        &file,
+        Request::Plan {
+            full,
+            json,
+            link: link.clone(),
+        },
+    )
+    .await?
+    {
         return Ok(code);
     }
-    let report = run_cycle(
-        &config,
+    cycle_links(
+        &file,
+        link.as_deref(),
         CycleOptions {
             full,
             dry_run: true,
             ..Default::default()
         },
+        json,
     )
-    .await?;
-    print!("{}", status::render_plan(&report, json));
-    Ok(ExitCode::SUCCESS)
+    .await
 }
 
-async fn status_command(config_path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
-    if let Some(code) = through_daemon(&config, Request::Status { json }).await? {
+async fn status_command(
+    config_path: &std::path::Path,
+    json: bool,
+    link: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let file = load_config(config_path)?;
+    let links = selected(&file, link.as_deref())?;
+    if let Some(code) = through_daemon(
+        &file,
+        Request::Status {
+            json,
+            link: link.clone(),
+        },
+    )
+    .await?
+    {
         return Ok(code);
     }
-    let store = open_store(&config)?;
+    let backend = open_backend(&file).await?;
+    let leases = backend
+        .leases(file.state.lease())
+        .await
+        .map_err(run_error)?;
+    let now = chrono::Utc::now();
+    let mut views = vec![];
+    for c in links {
+        let store = backend.store(&c.link, None).map_err(state_failure)?;
+        let mut view = status::StatusView::read(store.as_ref(), now)
+            .await
+            .map_err(run_error)?;
+        if let Some(l) = &leases {
+            view.lease = l
+                .leases
+                .iter()
+                .find(|r| r.link == c.link)
+                .map(|r| status::LeaseView {
+                    owner: r.owner.clone(),
+                    expires_at: r.expires_at,
+                    token: r.token,
+                    expired: r.expired,
+                    this_replica: false,
+                });
+        }
+        views.push(view);
+    }
     print!(
         "{}",
-        status::status_output(&store, json).map_err(run_error)?
+        status::render_many(&views, leases.as_ref().map(|l| l.replicas.as_slice()), json)
+            .map_err(run_error)?
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -372,21 +569,37 @@ async fn inspect_command(
     config_path: &std::path::Path,
     id: &str,
     json: bool,
+    link: Option<String>,
 ) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
+    let file = load_config(config_path)?;
+    let links = selected(&file, link.as_deref())?;
+    if links.len() > 1 {
+        return Err(setup_error(anyhow::anyhow!(
+            "{} configures {} links ({}): name the interview's link with --link NAME",
+            config_path.display(),
+            links.len(),
+            file.names().join(", ")
+        )));
+    }
     if let Some(code) = through_daemon(
-        &config,
+        &file,
         Request::Inspect {
             id: id.to_string(),
             json,
+            link: link.clone(),
         },
     )
     .await?
     {
         return Ok(code);
     }
-    let store = open_store(&config)?;
-    let (output, code) = status::inspect_output(&store, id, json).map_err(run_error)?;
+    let backend = open_backend(&file).await?;
+    let store = backend
+        .store(&links[0].link, None)
+        .map_err(state_failure)?;
+    let (output, code) = status::inspect_output(store.as_ref(), id, json)
+        .await
+        .map_err(run_error)?;
     print!("{output}");
     Ok(ExitCode::from(code))
 }
@@ -428,8 +641,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync {
             full,
             allow_mass_delete,
-        } => sync_command(&cli.config, full, allow_mass_delete).await,
-        Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
+            link,
+        } => sync_command(&cli.config, full, allow_mass_delete, link).await,
+        Command::Plan { full, json, link } => plan_command(&cli.config, full, json, link).await,
         Command::Run => run_command(&cli.config).await,
         #[cfg(feature = "emulators")]
         Command::Bench {
@@ -459,8 +673,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => Err(run_error(e)),
         },
-        Command::Status { json } => status_command(&cli.config, json).await,
-        Command::Inspect { id, json } => inspect_command(&cli.config, &id, json).await,
+        Command::Status { json, link } => status_command(&cli.config, json, link).await,
+        Command::Inspect { id, json, link } => {
+            inspect_command(&cli.config, &id, json, link).await
+        }
         #[cfg(feature = "emulators")]
         Command::Emulate(e) => emulate(e).await,
     };

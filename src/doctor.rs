@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{CALENDAR_SCOPE, Config};
+use crate::config::{Backend as Kind, CALENDAR_SCOPE, Config, ConfigFile, Form};
 use crate::google::{
     AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount,
 };
@@ -26,6 +26,9 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The link checked, when the file has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     /// The setup guide's step, as the guide names it.
     pub step: &'static str,
     pub what: &'static str,
@@ -38,6 +41,7 @@ pub struct Check {
 impl Check {
     fn ok(step: &'static str, what: &'static str, detail: impl Into<String>) -> Check {
         Check {
+            link: None,
             step,
             what,
             outcome: Outcome::Ok,
@@ -54,6 +58,7 @@ impl Check {
         en: &str,
     ) -> Check {
         Check {
+            link: None,
             step,
             what,
             outcome: Outcome::Failed,
@@ -64,6 +69,7 @@ impl Check {
     }
     fn skipped(step: &'static str, what: &'static str, why: &str) -> Check {
         Check {
+            link: None,
             step,
             what,
             outcome: Outcome::Skipped,
@@ -83,11 +89,11 @@ const STEP_DELEGATION: &str = "2. API承認設定";
 const STEP_CLOCK: &str = "サーバーの時計 (clock)";
 const STEP_HITOLINK: &str = "HITO-Link 接続 (HITO-Link API)";
 
-/// Runs every check it can. `write_test` also inserts and removes a private
-/// probe event (notifying nobody).
+/// Runs every check it can, for every link of the file. `write_test`
+/// also inserts and removes a private probe event (notifying nobody).
 pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
     let mut checks = vec![];
-    let config = match Config::load(config_path) {
+    let file = match ConfigFile::load(config_path) {
         Ok(c) => {
             checks.push(Check::ok(
                 STEP_CONFIG,
@@ -107,7 +113,49 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
             return checks;
         }
     };
-    checks.push(state_dir(&config));
+    checks.push(state_check(&file).await);
+    for config in &file.links {
+        let mut mine = link_checks(config, write_test).await;
+        if file.form == Form::Many {
+            for c in &mut mine {
+                c.link = Some(config.link.clone());
+            }
+        }
+        checks.extend(mine);
+    }
+    checks
+}
+
+/// Where the state lives: the state dir is writable, or the database
+/// answers and its schema is one this version reads (migrated if older).
+async fn state_check(file: &ConfigFile) -> Check {
+    match file.state.backend {
+        Kind::Sled => state_dir(&file.daemon.state_dir),
+        Kind::Postgres => match crate::state_pg::PgState::open(&file.state).await {
+            Ok(pg) => Check::ok(
+                STEP_CONFIG,
+                "state database",
+                format!(
+                    "{} answers; schema version {}",
+                    pg.target(),
+                    crate::state_pg::LATEST
+                ),
+            ),
+            Err(e) => Check::failed(
+                STEP_CONFIG,
+                "state database",
+                e.to_string(),
+                "state.url のデータベースが起動していて接続できること、パスワード (state.password_file または state.password_credential) とユーザーの権限を確認してください。",
+                "Check that the database in state.url runs and is reachable, and the password (state.password_file or state.password_credential) and the user's rights.",
+            ),
+        },
+    }
+}
+
+/// The setup guide's steps for one link: its key, its service account,
+/// the clock, delegation, its calendar, and its HITO-Link tenant.
+async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
+    let mut checks = vec![];
 
     // 1-③ the key
     let account = match ServiceAccount::from_config(&config) {
@@ -232,8 +280,7 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
     checks
 }
 
-fn state_dir(config: &Config) -> Check {
-    let dir = &config.daemon.state_dir;
+fn state_dir(dir: &Path) -> Check {
     let probe = dir.join(".hitosync-doctor-probe");
     let result = std::fs::create_dir_all(dir)
         .and_then(|_| std::fs::write(&probe, b"probe"))
@@ -546,7 +593,15 @@ pub fn render(checks: &[Check]) -> String {
             Outcome::Failed => "[NG]  ",
             Outcome::Skipped => "[--]  ",
         };
-        out.push_str(&format!("{mark}{} / {}: {}\n", c.step, c.what, c.detail));
+        let link = c
+            .link
+            .as_deref()
+            .map(|l| format!("link {l}: "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{mark}{link}{} / {}: {}\n",
+            c.step, c.what, c.detail
+        ));
         if let Some(ja) = &c.fix_ja {
             out.push_str(&format!("      対処: {ja}\n"));
         }

@@ -1,4 +1,8 @@
 //! Prometheus metrics on `daemon.metrics_listen`.
+//!
+//! The figures are the sum over the links this daemon runs (a `link`
+//! label per metric is another change); the gauges keep one value per link
+//! and show their sum.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -22,11 +26,12 @@ pub struct Metrics {
     pub calendar_writes: AtomicU64,
     pub hitolink_writes: AtomicU64,
     pub conflicts: AtomicU64,
-    pub parked: AtomicU64,
-    pub mapped: AtomicU64,
     pub reloads: AtomicU64,
-    /// The clients' own counters, read live (set once at start).
-    pub sources: std::sync::OnceLock<Sources>,
+    /// Per link: interviews mapped, records parked in its last cycle.
+    pub gauges: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
+    /// Per link: the clients' own counters, read live (set when the link's
+    /// worker starts; kept across restarts so counters stay monotonic).
+    pub sources: std::sync::Mutex<std::collections::BTreeMap<String, Sources>>,
 }
 
 /// Where request figures come from.
@@ -34,11 +39,12 @@ pub struct Metrics {
 pub struct Sources {
     pub google: Arc<crate::google::client::Counters>,
     pub hitolink: Arc<crate::hitolink::client::Counters>,
-    pub token_refreshes: Arc<AtomicU64>,
+    /// One per token source the link has had (a restart makes a new one).
+    pub token_refreshes: Vec<Arc<AtomicU64>>,
 }
 
 impl Metrics {
-    pub fn record(&self, r: &CycleReport, mapped: usize) {
+    pub fn record(&self, link: &str, r: &CycleReport, mapped: usize) {
         self.cycles_ok.fetch_add(1, Ordering::Relaxed);
         self.cycle_seconds_sum_ms
             .fetch_add(r.duration_ms, Ordering::Relaxed);
@@ -54,8 +60,41 @@ impl Metrics {
             .fetch_add(r.hitolink_writes as u64, Ordering::Relaxed);
         self.conflicts
             .fetch_add(r.conflicts as u64, Ordering::Relaxed);
-        self.parked.store(r.parked as u64, Ordering::Relaxed);
-        self.mapped.store(mapped as u64, Ordering::Relaxed);
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(link.to_string(), (mapped as u64, r.parked as u64));
+    }
+
+    /// A link's worker starts: its clients count into the counters the
+    /// link had before (a restarted link keeps its figures).
+    pub fn attach(&self, link: &str, l: &mut crate::link::Link) {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        match sources.get_mut(link) {
+            Some(src) => {
+                l.calendar.counters = src.google.clone();
+                l.hitolink.counters = src.hitolink.clone();
+                src.token_refreshes.push(l.calendar.tokens().refreshes());
+            }
+            None => {
+                sources.insert(
+                    link.to_string(),
+                    Sources {
+                        google: l.calendar.counters.clone(),
+                        hitolink: l.hitolink.counters.clone(),
+                        token_refreshes: vec![l.calendar.tokens().refreshes()],
+                    },
+                );
+            }
+        }
+    }
+
+    /// A link removed from the config: its gauges go.
+    pub fn forget(&self, link: &str) {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(link);
     }
 
     /// The Prometheus text exposition format.
@@ -111,17 +150,26 @@ impl Metrics {
                 ("{side=\"hitolink\"}", g(&self.hitolink_writes)),
             ],
         );
-        if let Some(src) = self.sources.get() {
-            let (gc, hc) = (&src.google.calls, &src.hitolink.calls);
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if !sources.is_empty() {
+            let sum = |f: &dyn Fn(&Sources) -> u64| sources.values().map(f).sum::<u64>();
             let mut results = vec![];
-            for (side, c) in [("google", gc), ("hitolink", hc)] {
-                for (result, a) in [
-                    ("ok", &c.ok),
-                    ("rate_limited", &c.rate_limited),
-                    ("server_error", &c.server_error),
-                    ("other_error", &c.other_error),
-                ] {
-                    results.push((format!("{{side=\"{side}\",result=\"{result}\"}}"), g(a)));
+            for side in ["google", "hitolink"] {
+                for result in ["ok", "rate_limited", "server_error", "other_error"] {
+                    let v = sum(&|src: &Sources| {
+                        let c = if side == "google" {
+                            &src.google.calls
+                        } else {
+                            &src.hitolink.calls
+                        };
+                        g(match result {
+                            "ok" => &c.ok,
+                            "rate_limited" => &c.rate_limited,
+                            "server_error" => &c.server_error,
+                            _ => &c.other_error,
+                        })
+                    });
+                    results.push((format!("{{side=\"{side}\",result=\"{result}\"}}"), v));
                 }
             }
             let results: Vec<(&str, u64)> = results.iter().map(|(l, v)| (l.as_str(), *v)).collect();
@@ -136,8 +184,8 @@ impl Metrics {
                 "counter",
                 "Requests retried after rate limits or server errors, by side.",
                 &[
-                    ("{side=\"google\"}", g(&gc.retries)),
-                    ("{side=\"hitolink\"}", g(&hc.retries)),
+                    ("{side=\"google\"}", sum(&|s| g(&s.google.calls.retries))),
+                    ("{side=\"hitolink\"}", sum(&|s| g(&s.hitolink.calls.retries))),
                 ],
             );
             metric(
@@ -145,17 +193,31 @@ impl Metrics {
                 "counter",
                 "Time spent waiting for the client's own request budget, by side.",
                 &[
-                    ("{side=\"google\"}", g(&gc.limiter_wait_ms)),
-                    ("{side=\"hitolink\"}", g(&hc.limiter_wait_ms)),
+                    ("{side=\"google\"}", sum(&|s| g(&s.google.calls.limiter_wait_ms))),
+                    (
+                        "{side=\"hitolink\"}",
+                        sum(&|s| g(&s.hitolink.calls.limiter_wait_ms)),
+                    ),
                 ],
             );
             metric(
                 "hitosync_token_refreshes_total",
                 "counter",
                 "Access tokens obtained from Google's token endpoint.",
-                &[("", g(&src.token_refreshes))],
+                &[(
+                    "",
+                    sum(&|s| s.token_refreshes.iter().map(|a| g(a)).sum()),
+                )],
             );
         }
+        drop(sources);
+        let (mapped, parked) = {
+            let gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                gauges.values().map(|v| v.0).sum::<u64>(),
+                gauges.values().map(|v| v.1).sum::<u64>(),
+            )
+        };
         metric(
             "hitosync_conflicts_total",
             "counter",
@@ -166,13 +228,13 @@ impl Metrics {
             "hitosync_parked_records",
             "gauge",
             "Records parked in the last cycle.",
-            &[("", g(&self.parked))],
+            &[("", parked)],
         );
         metric(
             "hitosync_mapped_interviews",
             "gauge",
             "Interviews with a mapping.",
-            &[("", g(&self.mapped))],
+            &[("", mapped)],
         );
         metric(
             "hitosync_config_reloads_total",

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::*;
+use super::*;
 
 impl Store {
     // --- cursors -----------------------------------------------------------
@@ -100,7 +100,7 @@ impl Store {
         )
     }
 
-    fn park_as(
+    pub fn park_as(
         &self,
         key: &WorkKey,
         reason: &str,
@@ -112,13 +112,12 @@ impl Store {
             None => None,
         };
         let attempts = old.as_ref().map(|p| p.attempts + 1).unwrap_or(1);
-        let wait_min = (1i64 << (attempts - 1).min(9)).min(360);
         let p = Parked {
             key: key.clone(),
             reason: reason.to_string(),
             attempts,
             first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: now + chrono::Duration::minutes(wait_min),
+            next_retry: now + park_wait(attempts),
             held,
         };
         // Parked work is read afresh when it comes due.
