@@ -84,6 +84,8 @@ pub struct StatusView {
     /// Events left alone on purpose: look-alikes of managed events, and
     /// bookings on shapes that cannot book.
     pub reported_events: Vec<Report>,
+    /// Google's invitation limit is holding back writes that notify.
+    pub invitation_hold: Option<crate::engine::InvitationHold>,
     pub breaker: Option<String>,
     pub health: Health,
     /// Only when a running daemon answered.
@@ -112,6 +114,10 @@ impl StatusView {
             work_waiting: store.work_count(),
             links_waiting: store.pending_link_count(),
             reported_events: store.reports()?,
+            invitation_hold: store
+                .meta::<Option<crate::engine::InvitationHold>>(crate::engine::INVITATION_HOLD)?
+                .flatten()
+                .filter(|h| h.until > now),
             breaker: store.meta::<Option<String>>("breaker")?.flatten(),
             health: Health::load(store),
             daemon: None,
@@ -260,6 +266,14 @@ impl StatusView {
                 r.reason,
                 r.first_seen.to_rfc3339()
             ));
+        }
+        match &self.invitation_hold {
+            Some(h) => line(format!(
+                "invitations: HELD until {} ({}); writes that notify attendees wait, the rest goes on",
+                h.until.to_rfc3339(),
+                h.reason
+            )),
+            None => line("invitations: not held".into()),
         }
         match &self.breaker {
             Some(why) => line(format!(
@@ -477,6 +491,7 @@ pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String 
         work_waiting: 0,
         links_waiting: 0,
         reported_events: vec![],
+        invitation_hold: None,
         breaker: None,
         health: health.clone(),
         daemon: Some(live.clone()),
