@@ -403,7 +403,15 @@ pub fn render_cycle(report: &CycleReport) -> (String, u8) {
         ));
     }
     if report.interrupted {
-        out.push_str("stopped early; the rest is read again by the next cycle\n");
+        out.push_str(
+            "stopped early (a deadline or a shutdown); the rest waits in the store, in order, for the next cycle\n",
+        );
+    }
+    if report.work_left > 0 || report.links_pending > 0 {
+        out.push_str(&format!(
+            "waiting for the next cycle: {} records to apply, {} interviews' external_event_id to write back\n",
+            report.work_left, report.links_pending
+        ));
     }
     (out, if report.clean() { 0 } else { 1 })
 }

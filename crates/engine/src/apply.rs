@@ -169,7 +169,16 @@ impl Engine<'_> {
                     );
                     return Ok(());
                 }
-                self.process(ctx, &key, pass, report).await?;
+                match self.process(ctx, &key, pass, report).await {
+                    Ok(()) => {}
+                    // Stopped in the middle of a record (a deadline, a
+                    // shutdown): its intent stays, so it is read again.
+                    Err(e) if e.is_stop() => {
+                        report.interrupted = true;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -567,6 +576,7 @@ impl Engine<'_> {
                             progress = true;
                             out.written += usize::from(wrote);
                         }
+                        Err(e) if e.is_stop() => return Ok(out),
                         Err(e) if e.is_cycle_ending() => return Err(e),
                         Err(e) => {
                             // The side is struggling: the queue waits for
@@ -685,6 +695,15 @@ pub(crate) struct LaneReport {
 }
 
 impl EngineError {
+    /// A call ended by the cycle's stop token (a deadline, a shutdown).
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Google(GoogleError::Stopped)
+                | EngineError::Hitolink(HitolinkError::Stopped)
+        )
+    }
+
     /// Ends the cycle (auth, a side misconfigured, the store) rather than
     /// one record.
     pub(crate) fn is_cycle_ending(&self) -> bool {
