@@ -104,9 +104,12 @@ pub enum Command {
         /// Mapped interviews while measuring changes.
         #[arg(long, default_value_t = 10_000)]
         changes_at: usize,
-        /// New interviews for the import under quota.
+        /// New interviews for the import held to production rates.
         #[arg(long, default_value_t = 10_000)]
         import: usize,
+        /// New interviews for the import measured for memory only.
+        #[arg(long, default_value_t = 100_000)]
+        memory_import: usize,
         /// Google's per-user quota (requests a minute).
         #[arg(long, default_value_t = 600)]
         quota_per_minute: u32,
@@ -651,6 +654,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             changes,
             changes_at,
             import,
+            memory_import,
             quota_per_minute,
             time_scale,
         } => {
@@ -659,6 +663,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 changes,
                 changes_at,
                 import,
+                memory_import,
                 quota_per_minute,
                 time_scale,
             };

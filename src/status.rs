@@ -113,6 +113,8 @@ pub struct StatusView {
     /// Events left alone on purpose: look-alikes of managed events, and
     /// bookings on shapes that cannot book.
     pub reported_events: Vec<Report>,
+    /// Google's invitation limit is holding back writes that notify.
+    pub invitation_hold: Option<crate::engine::InvitationHold>,
     pub breaker: Option<String>,
     pub health: Health,
     /// Only when a running daemon answered.
@@ -143,6 +145,11 @@ impl StatusView {
             work_waiting: store.work_count().await?,
             links_waiting: store.pending_link_count().await?,
             reported_events: store.reports().await?,
+            invitation_hold: store
+                .meta::<Option<crate::engine::InvitationHold>>(crate::engine::INVITATION_HOLD)
+                .await?
+                .flatten()
+                .filter(|h| h.until > now),
             breaker: store.meta::<Option<String>>("breaker").await?.flatten(),
             health: Health::load(store).await,
             daemon: None,
@@ -305,6 +312,14 @@ impl StatusView {
                 r.first_seen.to_rfc3339()
             ));
         }
+        match &self.invitation_hold {
+            Some(h) => line(format!(
+                "invitations: HELD until {} ({}); writes that notify attendees wait, the rest goes on",
+                h.until.to_rfc3339(),
+                h.reason
+            )),
+            None => line("invitations: not held".into()),
+        }
         match &self.breaker {
             Some(why) => line(format!(
                 "mass-deletion breaker: TRIPPED: {why}; check both sides, then run `hitosync sync --allow-mass-delete`"
@@ -433,7 +448,15 @@ pub fn render_cycle(report: &CycleReport) -> (String, u8) {
         ));
     }
     if report.interrupted {
-        out.push_str("stopped early; the rest is read again by the next cycle\n");
+        out.push_str(
+            "stopped early (a deadline or a shutdown); the rest waits in the store, in order, for the next cycle\n",
+        );
+    }
+    if report.work_left > 0 || report.links_pending > 0 {
+        out.push_str(&format!(
+            "waiting for the next cycle: {} records to apply, {} interviews' external_event_id to write back\n",
+            report.work_left, report.links_pending
+        ));
     }
     (out, if report.clean() { 0 } else { 1 })
 }
@@ -518,6 +541,7 @@ pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String 
         work_waiting: 0,
         links_waiting: 0,
         reported_events: vec![],
+        invitation_hold: None,
         breaker: None,
         health: health.clone(),
         daemon: Some(live.clone()),

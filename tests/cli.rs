@@ -156,6 +156,8 @@ fn bench_runs_at_toy_sizes() {
             "20",
             "--import",
             "30",
+            "--memory-import",
+            "300",
             "--time-scale",
             "600",
         ])
@@ -171,9 +173,10 @@ fn bench_runs_at_toy_sizes() {
         stdout.contains("idle cycle at N mapped interviews"),
         "{stdout}"
     );
-    assert!(stdout.contains("30 applied"), "{stdout}");
+    assert!(stdout.contains("all 30 events exist"), "{stdout}");
+    assert!(stdout.contains("(5 applied)"), "{stdout}");
     assert!(
-        stdout.contains("rate-limit errors answered by the emulator: 0"),
+        stdout.contains("rate-limit errors answered: Google 0, HITO-Link 0"),
         "{stdout}"
     );
 }

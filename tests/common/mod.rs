@@ -234,6 +234,12 @@ impl Env {
             .events()
             .into_iter()
             .filter(|e| e["extendedProperties"]["private"]["hitolinkInterviewId"] == interview_id)
+            // a colleague's invitation may carry the ID; it is not the event
+            .filter(|e| {
+                e["organizer"]["email"]
+                    .as_str()
+                    .is_none_or(|o| o == ORGANIZER)
+            })
             .collect();
         assert_eq!(found.len(), 1, "events for {interview_id}: {found:?}");
         found.remove(0)

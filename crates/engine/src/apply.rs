@@ -25,6 +25,21 @@ const MAX_ATTEMPTS: usize = 4;
 /// Keys read from the work set at a time.
 const BATCH: usize = 200;
 
+/// How long writes that notify attendees wait once Google's calendar usage
+/// limits are hit. Google publishes neither the limit nor its window ("for
+/// some hours"): one try an hour neither hammers it nor waits a day.
+pub const INVITATION_LIMIT_WAIT: chrono::Duration = chrono::Duration::hours(1);
+
+/// Where the invitation hold is kept (meta), for `status` and metrics.
+pub const INVITATION_HOLD: &str = "invitation_hold";
+
+/// Writes that notify attendees are held back until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InvitationHold {
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
 /// A real cycle keeps this many plan lines for its report (a dry run
 /// keeps them all: the plan is what it is for).
 const REPORTED_LINES: usize = 1_000;
@@ -51,6 +66,15 @@ pub(crate) struct Ctx<'a> {
     pub passes_done: AtomicBool,
     /// A record's link was queued: wakes the write-back lane.
     pub queued: tokio::sync::Notify,
+    /// Google's invitation limit, while it holds.
+    pub invitations: std::sync::Mutex<Option<InvitationHold>>,
+}
+
+impl Ctx<'_> {
+    fn invitation_hold(&self) -> Option<InvitationHold> {
+        let hold = self.invitations.lock().unwrap_or_else(|p| p.into_inner());
+        hold.clone().filter(|h| h.until > self.now)
+    }
 }
 
 impl Engine<'_> {
@@ -145,7 +169,16 @@ impl Engine<'_> {
                     );
                     return Ok(());
                 }
-                self.process(ctx, &key, pass, report).await?;
+                match self.process(ctx, &key, pass, report).await {
+                    Ok(()) => {}
+                    // Stopped in the middle of a record (a deadline, a
+                    // shutdown): its intent stays, so it is read again.
+                    Err(e) if e.is_stop() => {
+                        report.interrupted = true;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -238,6 +271,23 @@ impl Engine<'_> {
                 ctx.now,
             ).await?;
             report.parked += 1;
+            return Ok(());
+        }
+        if let Some(hold) = ctx.invitation_hold()
+            && d.calendar_op().is_some_and(|c| c.notifies())
+        {
+            // Writes that mail attendees wait; the rest of the cycle goes on.
+            self.store.park_until(
+                key,
+                &format!(
+                    "waiting for Google's invitation limit to lift: {}",
+                    hold.reason
+                ),
+                ctx.now,
+                hold.until,
+            )?;
+            report.parked += 1;
+            report.invitations_held += 1;
             return Ok(());
         }
         let span = info_span!("record", key = %key, case = ?d.case);
@@ -455,6 +505,27 @@ impl Engine<'_> {
                     outcome.parked = true;
                     return Ok(outcome);
                 }
+                Step::HoldInvitations(reason) => {
+                    let hold = InvitationHold {
+                        until: ctx.now + INVITATION_LIMIT_WAIT,
+                        reason,
+                    };
+                    warn!(until = %hold.until, reason = %hold.reason, "Google's invitation limit: writes that notify attendees wait; the rest goes on");
+                    self.store.put_meta(INVITATION_HOLD, &Some(hold.clone()))?;
+                    self.store.park_until(
+                        key,
+                        &format!(
+                            "waiting for Google's invitation limit to lift: {}",
+                            hold.reason
+                        ),
+                        ctx.now,
+                        hold.until,
+                    )?;
+                    *ctx.invitations.lock().unwrap_or_else(|p| p.into_inner()) = Some(hold);
+                    report.invitations_held += 1;
+                    outcome.parked = true;
+                    return Ok(outcome);
+                }
             }
         }
         let p = self.store.park(
@@ -505,6 +576,7 @@ impl Engine<'_> {
                             progress = true;
                             out.written += usize::from(wrote);
                         }
+                        Err(e) if e.is_stop() => return Ok(out),
                         Err(e) if e.is_cycle_ending() => return Err(e),
                         Err(e) => {
                             // The side is struggling: the queue waits for
@@ -623,6 +695,15 @@ pub(crate) struct LaneReport {
 }
 
 impl EngineError {
+    /// A call ended by the cycle's stop token (a deadline, a shutdown).
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Google(GoogleError::Stopped)
+                | EngineError::Hitolink(HitolinkError::Stopped)
+        )
+    }
+
     /// Ends the cycle (auth, a side misconfigured, the store) rather than
     /// one record.
     pub(crate) fn is_cycle_ending(&self) -> bool {

@@ -31,6 +31,9 @@ pub(crate) enum Step {
         writes: Writes,
     },
     Park(String),
+    /// Google's invitation limit: writes that notify attendees wait until
+    /// it lifts.
+    HoldInvitations(String),
 }
 
 /// Remote writes made, per side.
@@ -307,6 +310,7 @@ impl Engine<'_> {
     /// What a failed calendar write means for the record, or for the cycle.
     fn record_failure_google(&self, e: GoogleError) -> Result<Step, EngineError> {
         match e {
+            GoogleError::InvitationLimit { .. } => Ok(Step::HoldInvitations(e.to_string())),
             GoogleError::Rejected { .. } | GoogleError::Protocol(_) => {
                 Ok(Step::Park(format!("the calendar rejected the write: {e}")))
             }

@@ -38,6 +38,7 @@ use hitosync_hitolink::HitolinkError;
 use hitosync_state::{StateError, StateStore, StateStoreExt, WorkKey};
 
 use apply::{Ctx, Pass};
+pub use apply::{INVITATION_HOLD, INVITATION_LIMIT_WAIT, InvitationHold};
 use work::WorkSet;
 
 /// Why a cycle stopped early. Nothing it had not committed is lost: what
@@ -155,6 +156,10 @@ pub struct CycleReport {
     /// Events claiming an interview they are not the event of.
     #[serde(default)]
     pub lookalikes: usize,
+    /// Records whose writes would notify attendees while Google's
+    /// invitation limit holds: parked until it lifts.
+    #[serde(default)]
+    pub invitations_held: usize,
     /// Items of a page that did not decode (a managed one is parked by
     /// its record; the rest is left alone and counted).
     #[serde(default)]
@@ -234,6 +239,11 @@ impl Engine<'_> {
             destructive: AtomicUsize::new(0),
             passes_done: AtomicBool::new(false),
             queued: tokio::sync::Notify::new(),
+            invitations: std::sync::Mutex::new(
+                self.store
+                    .meta::<Option<InvitationHold>>(INVITATION_HOLD)?
+                    .flatten(),
+            ),
         };
         self.refetch_all(&ctx, &ingested.refetch).await?;
 

@@ -83,6 +83,13 @@ pub enum GoogleError {
     },
     #[error("unexpected answer from the Calendar API: {0}")]
     Protocol(String),
+    /// `403 quotaExceeded` in the `usageLimits` domain: the organizer sent
+    /// more invitations than Google allows in a day. Writes that mail
+    /// attendees wait; the rest goes on.
+    #[error(
+        "Google's calendar usage limits were hit (403 quotaExceeded): {message}; writes that notify attendees wait, the rest goes on"
+    )]
+    InvitationLimit { message: String },
 }
 
 impl hitosync_net::retry::Retryable for GoogleError {
@@ -163,6 +170,21 @@ impl GoogleError {
                 },
                 retry_after,
             },
+            // Calendar usage limits (Google's "Calendar usage limits"
+            // page): a cap on what one user may do in a day, invitations to
+            // external guests above all. It lasts hours; retrying in a
+            // loop only prolongs it.
+            403 if reason == "quotaExceeded"
+                && (err
+                    .and_then(|e| e.get("errors"))
+                    .and_then(|e| e.get(0))
+                    .and_then(|e| e.get("domain"))
+                    .and_then(|d| d.as_str())
+                    == Some("usageLimits")
+                    || message.contains("usage limits")) =>
+            {
+                GoogleError::InvitationLimit { message }
+            }
             403 if matches!(
                 reason.as_str(),
                 "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded"
@@ -280,6 +302,13 @@ mod tests {
             GoogleError::Forbidden { .. }
         ));
         assert!(GoogleError::from_response(s(503), b"", "", None).is_retryable());
+        let usage = serde_json::to_vec(&serde_json::json!({"error": {
+            "errors": [{"domain": "usageLimits", "reason": "quotaExceeded", "message": "Calendar usage limits exceeded."}],
+            "code": 403, "message": "Calendar usage limits exceeded."}}))
+        .unwrap();
+        let e = GoogleError::from_response(s(403), &usage, "x", None);
+        assert!(matches!(e, GoogleError::InvitationLimit { .. }), "{e:?}");
+        assert!(!e.is_retryable(), "a day's limit is not retried in a loop");
         assert!(GoogleError::from_response(s(429), b"", "", None).is_retryable());
         assert!(!GoogleError::from_response(s(412), b"", "e", None).is_retryable());
     }

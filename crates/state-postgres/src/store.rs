@@ -429,12 +429,13 @@ impl StateStore for PgStore {
             .collect()
     }
 
-    async fn park_as(
+    async fn park_with(
         &self,
         key: &WorkKey,
         reason: &str,
         now: DateTime<Utc>,
         held: bool,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Parked, StateError> {
         let db_key = key.db_key();
         let mut client = self.writer().await?;
@@ -457,7 +458,7 @@ impl StateStore for PgStore {
             reason: reason.to_string(),
             attempts,
             first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: now + park_wait(attempts),
+            next_retry: until.unwrap_or(now + park_wait(attempts)),
             held,
         };
         let body = text(&encode(&p)?);

@@ -65,13 +65,15 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn settle(&self, key: &WorkKey) -> Result<(), StateError>;
     async fn intents(&self) -> Result<Vec<Intent>, StateError>;
     /// Parks (or parks again) a record: attempts grow, and so does the wait
-    /// ([`park_wait`]); `held` for the mass-deletion breaker.
-    async fn park_as(
+    /// ([`park_wait`]) unless `until` names when the limit lifts; `held`
+    /// for the mass-deletion breaker.
+    async fn park_with(
         &self,
         key: &WorkKey,
         reason: &str,
         now: DateTime<Utc>,
         held: bool,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Parked, StateError>;
     async fn parked(&self) -> Result<Vec<Parked>, StateError>;
 
@@ -136,7 +138,18 @@ pub trait StateStoreExt: StateStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Parked, StateError> {
-        self.park_as(key, reason, now, false).await
+        self.park_with(key, reason, now, false, None).await
+    }
+
+    /// Parks a record until a known time (a limit that lifts then).
+    async fn park_until(
+        &self,
+        key: &WorkKey,
+        reason: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Parked, StateError> {
+        self.park_with(key, reason, now, false, Some(until)).await
     }
 
     /// Parks a cancellation the mass-deletion breaker held back: retried
@@ -147,11 +160,12 @@ pub trait StateStoreExt: StateStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Parked, StateError> {
-        self.park_as(
+        self.park_with(
             key,
             &format!("held by the mass-deletion breaker: {reason}"),
             now,
             true,
+            None,
         )
         .await
     }

@@ -307,6 +307,25 @@ impl GoogleEmulator {
     }
 
     /// Every event of a calendar, tombstones included (for assertions).
+    /// Whether `owner`'s calendar holds a live (not cancelled) event `id`;
+    /// for watching a benchmark without copying the calendar.
+    pub fn has_live_event(&self, owner: &str, id: &str) -> bool {
+        lock(&self.state)
+            .calendars
+            .get(&owner.to_ascii_lowercase())
+            .and_then(|c| c.events.get(id))
+            .is_some_and(|e| e.body.get("status").and_then(|s| s.as_str()) != Some("cancelled"))
+    }
+
+    /// How many events `owner`'s calendar holds (tombstones included).
+    pub fn event_count(&self, owner: &str) -> usize {
+        lock(&self.state)
+            .calendars
+            .get(&owner.to_ascii_lowercase())
+            .map(|c| c.events.len())
+            .unwrap_or(0)
+    }
+
     pub fn events(&self, owner: &str) -> Vec<Json> {
         lock(&self.state)
             .calendars

@@ -125,6 +125,16 @@ impl HitolinkEmulator {
     }
 
     /// Every record, tombstones included (for assertions).
+    /// How many interviews name an event (`external_event_id` set); for
+    /// watching a benchmark without copying every record.
+    pub fn linked_count(&self) -> usize {
+        lock(&self.state)
+            .interviews
+            .values()
+            .filter(|r| r.external_event_id.is_some())
+            .count()
+    }
+
     pub fn interviews(&self) -> Vec<InterviewRecord> {
         lock(&self.state).interviews.values().cloned().collect()
     }

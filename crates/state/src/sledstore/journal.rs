@@ -100,12 +100,34 @@ impl Store {
         )
     }
 
-    pub fn park_as(
+    /// Parks a record until a known time (a limit that lifts then).
+    pub fn park_until(
+        &self,
+        key: &WorkKey,
+        reason: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Parked, StateError> {
+        self.park_with(key, reason, now, false, Some(until))
+    }
+
+    fn park_as(
         &self,
         key: &WorkKey,
         reason: &str,
         now: DateTime<Utc>,
         held: bool,
+    ) -> Result<Parked, StateError> {
+        self.park_with(key, reason, now, held, None)
+    }
+
+    pub fn park_with(
+        &self,
+        key: &WorkKey,
+        reason: &str,
+        now: DateTime<Utc>,
+        held: bool,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Parked, StateError> {
         let old: Option<Parked> = match self.parked.get(key.db_key())? {
             Some(v) => Some(decode(key.db_key().as_bytes(), &v)?),
@@ -117,7 +139,7 @@ impl Store {
             reason: reason.to_string(),
             attempts,
             first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: now + park_wait(attempts),
+            next_retry: until.unwrap_or(now + park_wait(attempts)),
             held,
         };
         // Parked work is read afresh when it comes due.

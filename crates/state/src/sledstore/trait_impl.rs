@@ -88,14 +88,15 @@ impl StateStore for Store {
         Store::intents(self)
     }
 
-    async fn park_as(
+    async fn park_with(
         &self,
         key: &WorkKey,
         reason: &str,
         now: DateTime<Utc>,
         held: bool,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Parked, StateError> {
-        Store::park_as(self, key, reason, now, held)
+        Store::park_with(self, key, reason, now, held, until)
     }
 
     async fn parked(&self) -> Result<Vec<Parked>, StateError> {
