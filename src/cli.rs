@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigFile, DEFAULT_CONFIG_PATH};
+use crate::daemon::backend::Backend;
 use crate::daemon::{
     self,
     control::{self, Request},
@@ -20,7 +21,6 @@ use crate::google::GoogleError;
 use crate::hitolink::HitolinkError;
 use crate::link::Link;
 use crate::logging::{self, LogFormat};
-use crate::daemon::backend::Backend;
 use crate::state::{Lease, StateError, StateStore};
 use crate::status;
 
@@ -597,9 +597,7 @@ async fn inspect_command(
         return Ok(code);
     }
     let backend = open_backend(&file).await?;
-    let store = backend
-        .store(&links[0].link, None)
-        .map_err(state_failure)?;
+    let store = backend.store(&links[0].link, None).map_err(state_failure)?;
     let (output, code) = status::inspect_output(store.as_ref(), id, json)
         .await
         .map_err(run_error)?;
@@ -679,9 +677,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Err(e) => Err(run_error(e)),
         },
         Command::Status { json, link } => status_command(&cli.config, json, link).await,
-        Command::Inspect { id, json, link } => {
-            inspect_command(&cli.config, &id, json, link).await
-        }
+        Command::Inspect { id, json, link } => inspect_command(&cli.config, &id, json, link).await,
         #[cfg(feature = "emulators")]
         Command::Emulate(e) => emulate(e).await,
     };

@@ -27,7 +27,12 @@ const HEALTH_KEY: &str = "health";
 
 impl Health {
     pub async fn load(store: &dyn StateStore) -> Health {
-        store.meta(HEALTH_KEY).await.ok().flatten().unwrap_or_default()
+        store
+            .meta(HEALTH_KEY)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     pub async fn save(&self, store: &dyn StateStore) -> Result<(), StateError> {
@@ -123,7 +128,10 @@ pub struct StatusView {
 }
 
 impl StatusView {
-    pub async fn read(store: &dyn StateStore, now: DateTime<Utc>) -> Result<StatusView, StateError> {
+    pub async fn read(
+        store: &dyn StateStore,
+        now: DateTime<Utc>,
+    ) -> Result<StatusView, StateError> {
         let cursor = |c: Option<crate::state::Cursor>| {
             c.map(|c| CursorView {
                 saved_at: c.saved_at,
@@ -209,7 +217,11 @@ impl StatusView {
         if let Some(l) = &self.lease {
             line(format!(
                 "lease: {} {}{} until {} (token {})",
-                if l.expired { "free, last held by" } else { "held by" },
+                if l.expired {
+                    "free, last held by"
+                } else {
+                    "held by"
+                },
                 l.owner,
                 if l.this_replica { " (this daemon)" } else { "" },
                 l.expires_at.to_rfc3339(),
@@ -609,7 +621,9 @@ pub fn render_many(
                 serde_json::to_value(r).map_err(|e| StateError::Io(e.to_string()))?,
             );
         }
-        return Ok(serde_json::to_string_pretty(&v).map_err(|e| StateError::Io(e.to_string()))? + "\n");
+        return Ok(
+            serde_json::to_string_pretty(&v).map_err(|e| StateError::Io(e.to_string()))? + "\n",
+        );
     }
     let mut out = String::new();
     if let Some(r) = replicas {
@@ -621,7 +635,11 @@ pub fn render_many(
         out.push_str(&format!(
             "replicas alive: {}: {}\n",
             live.len(),
-            if live.is_empty() { "none".to_string() } else { live.join(", ") }
+            if live.is_empty() {
+                "none".to_string()
+            } else {
+                live.join(", ")
+            }
         ));
     }
     let many = views.len() > 1;

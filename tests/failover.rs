@@ -28,7 +28,10 @@ async fn holders(db: &PgDb) -> BTreeMap<String, String> {
     )
     .await
     .into_iter()
-    .filter_map(|r| r.split_once('=').map(|(l, o)| (l.to_string(), o.to_string())))
+    .filter_map(|r| {
+        r.split_once('=')
+            .map(|(l, o)| (l.to_string(), o.to_string()))
+    })
     .collect()
 }
 
@@ -93,7 +96,14 @@ fn write_counts(l: &Links) -> (usize, u64) {
 
 /// Edits on every link: one interview moved, one made; on every other
 /// link, a booking made in the calendar.
-fn edit_everything(l: &Links, round: u32) -> (Vec<(usize, String)>, Vec<(usize, String)>, Vec<(usize, String)>) {
+fn edit_everything(
+    l: &Links,
+    round: u32,
+) -> (
+    Vec<(usize, String)>,
+    Vec<(usize, String)>,
+    Vec<(usize, String)>,
+) {
     let mut moved = vec![];
     let mut made = vec![];
     let mut booked = vec![];
@@ -134,22 +144,38 @@ fn edit_everything(l: &Links, round: u32) -> (Vec<(usize, String)>, Vec<(usize, 
 /// Each edit was written exactly once: one patch of each moved interview's
 /// event, one insert of each new interview's event, one interview made in
 /// HITO-Link for each booking, since `since` calendar writes.
-fn exactly_once(l: &Links, since: usize, edits: &(Vec<(usize, String)>, Vec<(usize, String)>, Vec<(usize, String)>)) {
+fn exactly_once(
+    l: &Links,
+    since: usize,
+    edits: &(
+        Vec<(usize, String)>,
+        Vec<(usize, String)>,
+        Vec<(usize, String)>,
+    ),
+) {
     let writes: Vec<_> = l.google.emu.writes().into_iter().skip(since).collect();
     for (i, id) in &edits.0 {
         let ev = l.event_of(*i, id);
         let ev_id = ev[0]["id"].as_str().unwrap();
         let patches = writes
             .iter()
-            .filter(|w| w.event_id == ev_id && w.method == "patch" && w.changed.iter().any(|c| c == "start"))
+            .filter(|w| {
+                w.event_id == ev_id && w.method == "patch" && w.changed.iter().any(|c| c == "start")
+            })
             .count();
-        assert_eq!(patches, 1, "link {i}: the move of {id} written {patches} times: {writes:?}");
+        assert_eq!(
+            patches, 1,
+            "link {i}: the move of {id} written {patches} times: {writes:?}"
+        );
     }
     for (i, id) in &edits.1 {
         let ev = l.event_of(*i, id);
         assert_eq!(ev.len(), 1, "link {i}: {id} has {} events", ev.len());
         let ev_id = ev[0]["id"].as_str().unwrap();
-        let inserts = writes.iter().filter(|w| w.event_id == ev_id && w.method == "insert").count();
+        let inserts = writes
+            .iter()
+            .filter(|w| w.event_id == ev_id && w.method == "insert")
+            .count();
         assert_eq!(inserts, 1, "link {i}: {id} inserted {inserts} times");
     }
     for (i, ev_id) in &edits.2 {
@@ -159,7 +185,12 @@ fn exactly_once(l: &Links, since: usize, edits: &(Vec<(usize, String)>, Vec<(usi
             .into_iter()
             .filter(|iv| iv.external_event_id.as_deref() == Some(ev_id.as_str()))
             .collect();
-        assert_eq!(booked.len(), 1, "link {i}: booking {ev_id} made {} interviews", booked.len());
+        assert_eq!(
+            booked.len(),
+            1,
+            "link {i}: booking {ev_id} made {} interviews",
+            booked.len()
+        );
     }
 }
 
@@ -178,7 +209,10 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
 
     let mut a = Daemon::spawn_config(&ca, &[]);
     a.wait_log("daemon started").await;
-    wait_until("replica A holds all six", || async { holders(&db).await.len() == N }).await;
+    wait_until("replica A holds all six", || async {
+        holders(&db).await.len() == N
+    })
+    .await;
     let mut b = Daemon::spawn_config(&cb, &[]);
     b.wait_log("daemon started").await;
     let b_pid = b.child.id().unwrap();
@@ -192,7 +226,10 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
     // `status` shows who holds what
     let (code, out, _) = common::links::run(&ca, &["status"]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("replicas alive: 2") && out.contains("(this daemon)"), "{out}");
+    assert!(
+        out.contains("replicas alive: 2") && out.contains("(this daemon)"),
+        "{out}"
+    );
 
     // B dies
     let b_links: Vec<String> = holders(&db)
@@ -213,7 +250,10 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
     })
     .await;
     let takeover = killed.elapsed();
-    println!("takeover of a killed replica's links: {:.1} s (lease {LEASE} s, renew {RENEW} s)", takeover.as_secs_f64());
+    println!(
+        "takeover of a killed replica's links: {:.1} s (lease {LEASE} s, renew {RENEW} s)",
+        takeover.as_secs_f64()
+    );
     assert!(
         takeover <= Duration::from_secs(LEASE) + Duration::from_millis(1500),
         "took {takeover:?}, more than one lease period ({LEASE} s)"
@@ -223,10 +263,17 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
     let tokens = db
         .query(&format!(
             "SELECT min(token)::text FROM hitosync_leases WHERE link IN ({})",
-            b_links.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(",")
+            b_links
+                .iter()
+                .map(|l| format!("'{l}'"))
+                .collect::<Vec<_>>()
+                .join(",")
         ))
         .await;
-    assert!(tokens[0].parse::<i64>().unwrap() >= 2, "a takeover increments the token");
+    assert!(
+        tokens[0].parse::<i64>().unwrap() >= 2,
+        "a takeover increments the token"
+    );
 
     // C joins: the links spread again
     let mut c = Daemon::spawn_config(&cb, &[]);
@@ -263,9 +310,22 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
     c.signal(18); // SIGCONT
     // two lease periods: C notices it lost everything, and writes nothing
     tokio::time::sleep(Duration::from_secs(LEASE * 2)).await;
-    assert_eq!(write_counts(&l), settled, "a write after the paused replica woke: {:?}", l.google.emu.writes().into_iter().skip(before_wake).collect::<Vec<_>>());
+    assert_eq!(
+        write_counts(&l),
+        settled,
+        "a write after the paused replica woke: {:?}",
+        l.google
+            .emu
+            .writes()
+            .into_iter()
+            .skip(before_wake)
+            .collect::<Vec<_>>()
+    );
     let after = db.query("SELECT md5(string_agg(link || interview_id || body, ',' ORDER BY link, interview_id)) FROM hitosync_records").await;
-    assert_eq!(records, after, "the store changed after the paused replica woke");
+    assert_eq!(
+        records, after,
+        "the store changed after the paused replica woke"
+    );
     let log = c.log();
     assert!(log.contains("lease lost"), "{log}");
     exactly_once(&l, since, &edits);
@@ -279,5 +339,8 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
     assert_eq!(a.stop().await, 0);
     // stopped cleanly: leases released, replicas gone
     assert!(holders(&db).await.is_empty());
-    assert_eq!(db.query("SELECT count(*) FROM hitosync_replicas").await, ["0"]);
+    assert_eq!(
+        db.query("SELECT count(*) FROM hitosync_replicas").await,
+        ["0"]
+    );
 }

@@ -29,7 +29,10 @@ async fn one_daemon_runs_each_link_on_its_own() {
     assert!(!synced(&l, 0, &ids[0]), "only the link named");
     let (code, out, err) = run(&config, &["sync"]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("== link link-0 ==") && out.contains("== link link-2 =="), "{out}");
+    assert!(
+        out.contains("== link link-0 ==") && out.contains("== link link-2 =="),
+        "{out}"
+    );
     for i in 0..3 {
         assert!(synced(&l, i, &ids[i]), "link {i}");
         // each interview in its own link's calendar only
@@ -41,14 +44,20 @@ async fn one_daemon_runs_each_link_on_its_own() {
     let (code, out, _) = run(&config, &["status", "--link", "link-2", "--json"]).await;
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((v["link"].as_str(), v["mapped_interviews"].as_u64()), (Some("link-2"), Some(1)));
+    assert_eq!(
+        (v["link"].as_str(), v["mapped_interviews"].as_u64()),
+        (Some("link-2"), Some(1))
+    );
     let (code, out, _) = run(&config, &["status", "--json"]).await;
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["links"].as_array().unwrap().len(), 3, "{v}");
     let (code, _, err) = run(&config, &["inspect", &ids[0]]).await;
     assert_eq!(code, 2);
-    assert!(err.contains("--link") && err.contains("link-0, link-1, link-2"), "{err}");
+    assert!(
+        err.contains("--link") && err.contains("link-0, link-1, link-2"),
+        "{err}"
+    );
     let (code, out, _) = run(&config, &["inspect", &ids[0], "--link", "link-0"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&ids[0]), "{out}");
@@ -72,7 +81,10 @@ async fn one_daemon_runs_each_link_on_its_own() {
     assert_eq!(code, 1, "one link failed: {out}{err}");
     assert!(synced(&l, 0, &last[0]) && synced(&l, 2, &last[2]), "{out}");
     assert!(!synced(&l, 1, &last[1]));
-    assert!(out.contains("== link link-1 ==") && out.contains("error"), "{out}");
+    assert!(
+        out.contains("== link link-1 ==") && out.contains("error"),
+        "{out}"
+    );
     let (_, out, _) = run(&config, &["status", "--link", "link-1"]).await;
     assert!(out.contains("failed cycles in a row: 2"), "{out}");
     let (_, out, _) = run(&config, &["status", "--link", "link-0"]).await;
@@ -109,7 +121,12 @@ async fn a_reload_starts_stops_and_restarts_only_the_links_it_changes() {
             .any(|l| l.contains("link worker stopped") && l.contains("link-2"))
     })
     .await;
-    assert_eq!(count_started(&mut d, "link-0"), 1, "link-0 untouched: {}", d.log());
+    assert_eq!(
+        count_started(&mut d, "link-0"),
+        1,
+        "link-0 untouched: {}",
+        d.log()
+    );
     // the new link syncs, the removed one is no longer served
     let id = l.schedule(3, 5, 9);
     let (code, out, err) = run(&config, &["sync", "--link", "link-3"]).await;
@@ -118,9 +135,11 @@ async fn a_reload_starts_stops_and_restarts_only_the_links_it_changes() {
     let (code, _, err) = run(&config, &["sync", "--link", "link-2"]).await;
     assert_eq!(code, 2, "{err}");
     // a reload with a broken link keeps it on its old settings
-    let bad = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen(&l.key.display().to_string(), "/nonexistent/key.p12", 1);
+    let bad = std::fs::read_to_string(&config).unwrap().replacen(
+        &l.key.display().to_string(),
+        "/nonexistent/key.p12",
+        1,
+    );
     std::fs::write(&config, bad).unwrap();
     d.signal(1);
     d.wait_log("runs on the old ones").await;
@@ -141,14 +160,23 @@ async fn a_link_that_cannot_start_does_not_keep_the_others_from_running() {
     // the second link's key goes missing
     let at = text.rfind(&l.key.display().to_string()).unwrap();
     let mut broken = text.clone();
-    broken.replace_range(at..at + l.key.display().to_string().len(), "/nonexistent/key.p12");
+    broken.replace_range(
+        at..at + l.key.display().to_string().len(),
+        "/nonexistent/key.p12",
+    );
     std::fs::write(&config, &broken).unwrap();
     let mut d = Daemon::spawn_config(&config, &[]);
     d.wait_log("daemon started").await;
     let log = d.log();
-    assert!(log.contains("link-1") && log.contains("cannot start"), "{log}");
+    assert!(
+        log.contains("link-1") && log.contains("cannot start"),
+        "{log}"
+    );
     let (_, out, _) = run(&config, &["status", "--link", "link-1"]).await;
-    assert!(out.contains("NOT RUNNING") && out.contains("/nonexistent/key.p12"), "{out}");
+    assert!(
+        out.contains("NOT RUNNING") && out.contains("/nonexistent/key.p12"),
+        "{out}"
+    );
     let id = l.schedule(0, 3, 9);
     let (code, out, err) = run(&config, &["sync", "--link", "link-0"]).await;
     assert_eq!(code, 0, "{out}{err}");
@@ -160,7 +188,10 @@ async fn a_link_that_cannot_start_does_not_keep_the_others_from_running() {
     let mut d = Daemon::spawn_config(&config, &[]);
     assert_eq!(d.exit_code().await, 2);
     let log = d.log();
-    assert!(log.contains("link \"link-0\"") && log.contains("link \"link-1\""), "{log}");
+    assert!(
+        log.contains("link \"link-0\"") && log.contains("link \"link-1\""),
+        "{log}"
+    );
 }
 
 fn count_started(d: &mut Daemon, link: &str) -> usize {

@@ -27,6 +27,7 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use common::pg::{PgDb, leased_store};
 use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 use hitosync::config::SyncConfig;
 use hitosync::emulator::faults::Phase;
@@ -41,7 +42,6 @@ use hitosync::model::{CalendarEvent, EventStatus, Interview, Response};
 use hitosync::reconcile::{
     Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_link,
 };
-use common::pg::{PgDb, leased_store};
 use hitosync::state::{StateStore, Store};
 
 // ---------------------------------------------------------------------------
@@ -330,7 +330,11 @@ struct World {
     hitolink: HitolinkClient,
     dir: tempfile::TempDir,
     /// With PostgreSQL: the database (sled lives in `dir`).
-    pg: Option<(PgDb, hitosync::state_pg::PgState, Arc<hitosync::state::Lease>)>,
+    pg: Option<(
+        PgDb,
+        hitosync::state_pg::PgState,
+        Arc<hitosync::state::Lease>,
+    )>,
     store: Option<Arc<dyn StateStore>>,
     clock: DateTime<Utc>,
     chaos: Arc<Chaos>,
@@ -858,8 +862,15 @@ impl World {
         match &self.pg {
             Some((db, _, _)) => {
                 for table in [
-                    "records", "cursors", "intents", "parked", "conflicts", "meta", "work",
-                    "pending_links", "reports",
+                    "records",
+                    "cursors",
+                    "intents",
+                    "parked",
+                    "conflicts",
+                    "meta",
+                    "work",
+                    "pending_links",
+                    "reports",
                 ] {
                     db.query(&format!("DELETE FROM hitosync_{table}")).await;
                 }

@@ -154,21 +154,40 @@ async fn conformance(postgres: bool) {
         google: "b".into(),
         winner: "hitolink".into(),
     };
-    commit(s, &key, Some(&snapshot("iv_1")), 99, std::slice::from_ref(&c), None)
-        .await
-        .unwrap();
+    commit(
+        s,
+        &key,
+        Some(&snapshot("iv_1")),
+        99,
+        std::slice::from_ref(&c),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.conflict_count().await.unwrap(), 1);
     assert_eq!(s.conflicts(10).await.unwrap()[0].conflict, c);
     // meta
     s.put_meta("breaker", &Some("why")).await.unwrap();
     assert_eq!(
-        s.meta::<Option<String>>("breaker").await.unwrap().flatten().as_deref(),
+        s.meta::<Option<String>>("breaker")
+            .await
+            .unwrap()
+            .flatten()
+            .as_deref(),
         Some("why")
     );
     // reports, once
     let now = Utc::now();
-    assert!(s.report("copy1", Some("iv_1"), "a copy", now).await.unwrap());
-    assert!(!s.report("copy1", Some("iv_1"), "a copy", now).await.unwrap());
+    assert!(
+        s.report("copy1", Some("iv_1"), "a copy", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.report("copy1", Some("iv_1"), "a copy", now)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.reports().await.unwrap().len(), 1);
     s.clear_report("copy1").await.unwrap();
     assert!(s.reports().await.unwrap().is_empty());
@@ -245,10 +264,17 @@ async fn work_and_queues(postgres: bool) {
             .await
             .unwrap()
     );
-    assert!(s.link_written("iv_q", "eviv_q", 7, Utc::now()).await.unwrap());
+    assert!(
+        s.link_written("iv_q", "eviv_q", 7, Utc::now())
+            .await
+            .unwrap()
+    );
     assert!(s.pending_links(None, 10).await.unwrap().is_empty());
     let r = s.record("iv_q").await.unwrap().unwrap();
-    assert_eq!((r.snapshot.link, r.snapshot.hl_version), (LinkHalf::Written, 7));
+    assert_eq!(
+        (r.snapshot.link, r.snapshot.hl_version),
+        (LinkHalf::Written, 7)
+    );
     // and leaving it without a write
     commit(s, &q, Some(&snap), 2, &[], Some(&[0, 1]))
         .await
@@ -305,8 +331,10 @@ async fn an_older_schema_is_migrated_and_a_newer_one_refused() {
     assert_eq!(migrate_to(&old, 1).await.unwrap(), 1);
     assert_eq!(db.query("SELECT version FROM hitosync_schema").await, ["1"]);
     assert!(
-        db.query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'hitosync_leases'")
-            .await
+        db.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'hitosync_leases'"
+        )
+        .await
             == ["0"]
     );
     let body = serde_json::to_string(&hitosync::state::Record {
@@ -326,7 +354,10 @@ async fn an_older_schema_is_migrated_and_a_newer_one_refused() {
         [LATEST.to_string()]
     );
     let (s, _) = leased_store(&pg, "default").await;
-    assert_eq!(s.record("iv_1").await.unwrap().unwrap().snapshot, snapshot("iv_1"));
+    assert_eq!(
+        s.record("iv_1").await.unwrap().unwrap().snapshot,
+        snapshot("iv_1")
+    );
     // a newer schema
     db.query("UPDATE hitosync_schema SET version = 99").await;
     let err = PgState::open(&cfg).await.unwrap_err();
@@ -344,20 +375,35 @@ async fn a_replica_that_lost_its_lease_writes_nothing() {
     let db = PgDb::fresh().await;
     let pg = db.open().await;
     let lease_for = Duration::from_secs(3600);
-    let t1 = pg.try_acquire("brand-a", "replica-1", lease_for).await.unwrap();
+    let t1 = pg
+        .try_acquire("brand-a", "replica-1", lease_for)
+        .await
+        .unwrap();
     let t1 = t1.expect("free");
     // another replica cannot take it while it is held
     assert_eq!(
-        pg.try_acquire("brand-a", "replica-2", lease_for).await.unwrap(),
+        pg.try_acquire("brand-a", "replica-2", lease_for)
+            .await
+            .unwrap(),
         None
     );
-    let l1 = Arc::new(Lease::new("brand-a", "replica-1", t1, Instant::now(), lease_for));
+    let l1 = Arc::new(Lease::new(
+        "brand-a",
+        "replica-1",
+        t1,
+        Instant::now(),
+        lease_for,
+    ));
     let s1 = pg.store("brand-a", Some(l1.clone()));
     let k = WorkKey::Interview("iv_1".into());
     commit(&s1, &k, Some(&snapshot("iv_1")), 1, &[], None)
         .await
         .unwrap();
-    assert!(pg.renew("brand-a", "replica-1", t1, lease_for).await.unwrap());
+    assert!(
+        pg.renew("brand-a", "replica-1", t1, lease_for)
+            .await
+            .unwrap()
+    );
     // replica-1 pauses; its lease runs out and replica-2 takes over
     db.query("UPDATE hitosync_leases SET expires_at = now() - interval '1 second'")
         .await;
@@ -367,7 +413,11 @@ async fn a_replica_that_lost_its_lease_writes_nothing() {
         .unwrap()
         .expect("expired: free to take");
     assert_eq!(t2, t1 + 1, "a takeover increments the token");
-    assert!(!pg.renew("brand-a", "replica-1", t1, lease_for).await.unwrap());
+    assert!(
+        !pg.renew("brand-a", "replica-1", t1, lease_for)
+            .await
+            .unwrap()
+    );
     // replica-1 wakes: every kind of write is refused, and nothing changed
     let before = db
         .query("SELECT body FROM hitosync_records WHERE interview_id = 'iv_1'")
@@ -387,27 +437,50 @@ async fn a_replica_that_lost_its_lease_writes_nothing() {
         Err(StateError::Fenced { .. })
     ));
     s1.put_work(&k, &[1], &"w").await.unwrap();
-    assert!(matches!(s1.flush_work().await, Err(StateError::Fenced { .. })));
+    assert!(matches!(
+        s1.flush_work().await,
+        Err(StateError::Fenced { .. })
+    ));
     assert_eq!(
         db.query("SELECT body FROM hitosync_records WHERE interview_id = 'iv_1'")
             .await,
         before
     );
     assert_eq!(db.query("SELECT count(*) FROM hitosync_work").await, ["0"]);
-    assert_eq!(db.query("SELECT count(*) FROM hitosync_cursors").await, ["0"]);
+    assert_eq!(
+        db.query("SELECT count(*) FROM hitosync_cursors").await,
+        ["0"]
+    );
     // the new holder writes
-    let l2 = Arc::new(Lease::new("brand-a", "replica-2", t2, Instant::now(), lease_for));
+    let l2 = Arc::new(Lease::new(
+        "brand-a",
+        "replica-2",
+        t2,
+        Instant::now(),
+        lease_for,
+    ));
     let s2 = pg.store("brand-a", Some(l2));
     commit(&s2, &k, Some(&snapshot("iv_1")), 3, &[], None)
         .await
         .unwrap();
     // a store opened to read only writes nothing either
     let reader = pg.store("brand-a", None);
-    assert!(reader.put_intent(&Intent { key: k.clone(), summary: "x".into(), at: Utc::now() }).await.is_err());
+    assert!(
+        reader
+            .put_intent(&Intent {
+                key: k.clone(),
+                summary: "x".into(),
+                at: Utc::now()
+            })
+            .await
+            .is_err()
+    );
     // a released lease is free at once
     pg.release("brand-a", "replica-2", t2).await.unwrap();
     assert_eq!(
-        pg.try_acquire("brand-a", "replica-1", lease_for).await.unwrap(),
+        pg.try_acquire("brand-a", "replica-1", lease_for)
+            .await
+            .unwrap(),
         Some(t2 + 1)
     );
 }
@@ -420,12 +493,17 @@ async fn tls_and_a_password_from_a_private_file() {
     use hitosync::state_pg::PgState;
     let db = PgDb::fresh().await;
     let user = std::env::var("HITOSYNC_TEST_PG_PASSWORD_USER").unwrap_or_else(|_| {
-        panic!("HITOSYNC_TEST_PG_PASSWORD_USER is not set; {}", common::pg::HOW)
+        panic!(
+            "HITOSYNC_TEST_PG_PASSWORD_USER is not set; {}",
+            common::pg::HOW
+        )
     });
     let ca = std::env::var("HITOSYNC_TEST_PG_CA")
         .unwrap_or_else(|_| panic!("HITOSYNC_TEST_PG_CA is not set; {}", common::pg::HOW));
-    db.query(&format!("GRANT ALL ON DATABASE {} TO {user}", db.name)).await;
-    db.query(&format!("ALTER DATABASE {} OWNER TO {user}", db.name)).await;
+    db.query(&format!("GRANT ALL ON DATABASE {} TO {user}", db.name))
+        .await;
+    db.query(&format!("ALTER DATABASE {} OWNER TO {user}", db.name))
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pg.password");
     std::fs::write(&pw, "hitosync-test\n").unwrap();
@@ -443,9 +521,16 @@ async fn tls_and_a_password_from_a_private_file() {
     cfg.tls_ca_file = Some(ca.into());
     let pg = PgState::open(&cfg).await.unwrap();
     let (s, _) = leased_store(&pg, "default").await;
-    commit(s.as_ref(), &WorkKey::Interview("iv_1".into()), Some(&snapshot("iv_1")), 1, &[], None)
-        .await
-        .unwrap();
+    commit(
+        s.as_ref(),
+        &WorkKey::Interview("iv_1".into()),
+        Some(&snapshot("iv_1")),
+        1,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
     let ssl = db
         .query(&format!(
             "SELECT bool_or(ssl)::text FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename = '{user}'"

@@ -175,8 +175,8 @@ fn join(mut answers: Vec<(String, Answer)>, json: bool) -> Answer {
         let by_link: serde_json::Map<String, serde_json::Value> = answers
             .into_iter()
             .map(|(name, a)| {
-                let v = serde_json::from_str(&a.output)
-                    .unwrap_or(serde_json::Value::String(a.output));
+                let v =
+                    serde_json::from_str(&a.output).unwrap_or(serde_json::Value::String(a.output));
                 (name, v)
             })
             .collect();

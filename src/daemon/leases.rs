@@ -126,7 +126,11 @@ impl LeaseManager {
 
     /// Runs until `stop` fires; then releases every lease and leaves, so
     /// that the other replicas take the links at once.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<LeaseCommand>, stop: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<LeaseCommand>,
+        stop: CancellationToken,
+    ) {
         info!(replica = %self.id, "joining the replicas");
         loop {
             let next = self.tick().await;
@@ -161,7 +165,9 @@ impl LeaseManager {
             h.lease.revoke();
             match self.pg.release(link, &self.id, h.lease.token).await {
                 Ok(()) => info!(%link, "lease released"),
-                Err(e) => warn!(%link, error = %e, "cannot release the lease; it expires on its own"),
+                Err(e) => {
+                    warn!(%link, error = %e, "cannot release the lease; it expires on its own")
+                }
             }
         }
     }
@@ -206,8 +212,15 @@ impl LeaseManager {
             .filter(|r| r.live)
             .map(|r| r.id.as_str())
             .collect();
-        let index = live.iter().position(|id| *id == self.id).unwrap_or(live.len());
-        let k = if index == live.len() { live.len() + 1 } else { live.len() };
+        let index = live
+            .iter()
+            .position(|id| *id == self.id)
+            .unwrap_or(live.len());
+        let k = if index == live.len() {
+            live.len() + 1
+        } else {
+            live.len()
+        };
         let share = fair_share(self.links.len(), k, index);
         let mine: Vec<String> = self
             .held
@@ -233,7 +246,11 @@ impl LeaseManager {
         let mut lost = vec![];
         for (link, h) in &self.held {
             let sent = Instant::now();
-            match self.pg.renew(link, &self.id, h.lease.token, self.lease).await {
+            match self
+                .pg
+                .renew(link, &self.id, h.lease.token, self.lease)
+                .await
+            {
                 Ok(true) => h.lease.extend(sent, self.local_validity()),
                 Ok(false) => lost.push(link.clone()),
                 Err(e) => {

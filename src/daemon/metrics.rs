@@ -185,7 +185,10 @@ impl Metrics {
                 "Requests retried after rate limits or server errors, by side.",
                 &[
                     ("{side=\"google\"}", sum(&|s| g(&s.google.calls.retries))),
-                    ("{side=\"hitolink\"}", sum(&|s| g(&s.hitolink.calls.retries))),
+                    (
+                        "{side=\"hitolink\"}",
+                        sum(&|s| g(&s.hitolink.calls.retries)),
+                    ),
                 ],
             );
             metric(
@@ -193,7 +196,10 @@ impl Metrics {
                 "counter",
                 "Time spent waiting for the client's own request budget, by side.",
                 &[
-                    ("{side=\"google\"}", sum(&|s| g(&s.google.calls.limiter_wait_ms))),
+                    (
+                        "{side=\"google\"}",
+                        sum(&|s| g(&s.google.calls.limiter_wait_ms)),
+                    ),
                     (
                         "{side=\"hitolink\"}",
                         sum(&|s| g(&s.hitolink.calls.limiter_wait_ms)),
@@ -204,10 +210,7 @@ impl Metrics {
                 "hitosync_token_refreshes_total",
                 "counter",
                 "Access tokens obtained from Google's token endpoint.",
-                &[(
-                    "",
-                    sum(&|s| s.token_refreshes.iter().map(|a| g(a)).sum()),
-                )],
+                &[("", sum(&|s| s.token_refreshes.iter().map(|a| g(a)).sum()))],
             );
         }
         drop(sources);

@@ -116,9 +116,7 @@ impl Supervisor {
             if let Some(slot) = self.table.get_mut(&name) {
                 slot.config = c.clone();
                 match links::connect(&c, many).await {
-                    Ok(link) if !leased || slot.lease.is_some() => {
-                        self.env.start(slot, link, None)
-                    }
+                    Ok(link) if !leased || slot.lease.is_some() => self.env.start(slot, link, None),
                     Ok(link) => {
                         slot.prepared = Some(link);
                         slot.set_setup_error(None);

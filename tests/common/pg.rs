@@ -128,7 +128,9 @@ impl Backing {
     /// The link's store, writable.
     pub async fn store(&self, link: &str) -> Arc<dyn StateStore> {
         match self {
-            Backing::Sled(dir) => Arc::new(hitosync::state::Store::open_link(dir.path(), link).unwrap()),
+            Backing::Sled(dir) => {
+                Arc::new(hitosync::state::Store::open_link(dir.path(), link).unwrap())
+            }
             Backing::Postgres(_, pg) => leased_store(pg, link).await.0,
         }
     }

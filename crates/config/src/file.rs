@@ -203,7 +203,9 @@ impl ConfigFile {
             fix(&base, &mut view.hitolink.api_token_file);
             validate_link(&view, &prefix).map_err(|(k, e, f)| invalid(k, &e, &f))?;
             if let Some(other) = links.iter().find(|l| {
-                l.google.organizer_email.eq_ignore_ascii_case(&view.google.organizer_email)
+                l.google
+                    .organizer_email
+                    .eq_ignore_ascii_case(&view.google.organizer_email)
                     && l.google.calendar_id == view.google.calendar_id
             }) {
                 return Err(invalid(

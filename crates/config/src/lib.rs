@@ -263,9 +263,7 @@ pub enum ConfigError {
     )]
     MixedForms { path: PathBuf, keys: String },
     /// A command that serves one link was given a file of several.
-    #[error(
-        "{path} configures {count} links ({names}); name one with --link NAME"
-    )]
+    #[error("{path} configures {count} links ({names}); name one with --link NAME")]
     ManyLinks {
         path: PathBuf,
         count: usize,

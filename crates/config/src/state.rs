@@ -183,9 +183,8 @@ impl StateConfig {
 /// plain connection only to this machine (a unix socket or loopback);
 /// anything else says `sslmode=require`.
 pub fn check_postgres_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| {
-        format!("a URL like postgresql://user@host:5432/db?sslmode=require ({e})")
-    })?;
+    let url = Url::parse(raw)
+        .map_err(|e| format!("a URL like postgresql://user@host:5432/db?sslmode=require ({e})"))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err("a postgresql:// URL".into());
     }

@@ -215,7 +215,10 @@ fn many_links_each_with_its_own_settings() {
     );
     assert_eq!(f.link("brand-b").unwrap().link, "brand-b");
     let err = f.link("brand-c").unwrap_err().to_string();
-    assert!(err.contains("brand-c") && err.contains("brand-a, brand-b"), "{err}");
+    assert!(
+        err.contains("brand-c") && err.contains("brand-a, brand-b"),
+        "{err}"
+    );
     let err = f.clone().single().unwrap_err().to_string();
     assert!(err.contains("--link"), "{err}");
     assert_eq!(f.select(None).unwrap().len(), 2);
@@ -244,7 +247,10 @@ fn link_errors_name_the_link_and_the_key() {
     );
     let text = TWO_LINKS.replace("p12_key_file = \"b.p12\"\n", "");
     let err = parse_file(&text).unwrap_err().to_string();
-    assert!(err.contains("link \"brand-b\": google.p12_key_file"), "{err}");
+    assert!(
+        err.contains("link \"brand-b\": google.p12_key_file"),
+        "{err}"
+    );
     let text = TWO_LINKS.replace("schedule = \"30 */1 * * * *\"", "schedule = \"soon\"");
     let err = parse_file(&text).unwrap_err().to_string();
     assert!(err.contains("link \"brand-b\": schedule"), "{err}");
@@ -254,7 +260,10 @@ fn link_errors_name_the_link_and_the_key() {
     assert!(err.contains("link[2].name"), "{err}");
     let text = TWO_LINKS.replace("name = \"brand-b\"", "name = \"brand-a\"");
     let err = parse_file(&text).unwrap_err().to_string();
-    assert!(err.contains("link[2].name") && err.contains("no other"), "{err}");
+    assert!(
+        err.contains("link[2].name") && err.contains("no other"),
+        "{err}"
+    );
     // two links on one calendar
     let text = TWO_LINKS.replace("recruit-b@example.co.jp", "recruit-a@example.co.jp");
     let err = parse_file(&text).unwrap_err().to_string();
@@ -289,7 +298,10 @@ fn warnings_name_the_links_own_keys() {
         "base_url = \"https://hitolink.example.jp/api/\"\napi_token_file = \"a.token\"",
     );
     let w = parse_file(&text).unwrap().warnings();
-    assert!(w.iter().any(|w| w.contains("same HITO-Link tenant")), "{w:?}");
+    assert!(
+        w.iter().any(|w| w.contains("same HITO-Link tenant")),
+        "{w:?}"
+    );
 }
 
 #[test]
@@ -311,19 +323,33 @@ fn postgres_state_settings() {
     pg("url = \"postgresql://hitosync@127.0.0.1:5433/hitosync\"\n").unwrap();
     let cases = [
         ("", "state.url"),
-        ("url = \"postgresql://hitosync@db.example.jp/hitosync\"\n", "sslmode=require"),
-        ("url = \"postgresql://hitosync:hunter2@127.0.0.1/hitosync\"\n", "without a password"),
+        (
+            "url = \"postgresql://hitosync@db.example.jp/hitosync\"\n",
+            "sslmode=require",
+        ),
+        (
+            "url = \"postgresql://hitosync:hunter2@127.0.0.1/hitosync\"\n",
+            "without a password",
+        ),
         ("url = \"mysql://127.0.0.1/x\"\n", "postgresql://"),
-        ("url = \"postgresql://h@127.0.0.1/x\"\nlease_renew_secs = 20\n", "state.lease_renew_secs"),
-        ("url = \"postgresql://h@127.0.0.1/x\"\npassword_file = \"a\"\npassword_credential = \"b\"\n", "not both"),
+        (
+            "url = \"postgresql://h@127.0.0.1/x\"\nlease_renew_secs = 20\n",
+            "state.lease_renew_secs",
+        ),
+        (
+            "url = \"postgresql://h@127.0.0.1/x\"\npassword_file = \"a\"\npassword_credential = \"b\"\n",
+            "not both",
+        ),
     ];
     for (extra, want) in cases {
         let err = pg(extra).unwrap_err().to_string();
         assert!(err.contains(want), "{extra}: {err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
-    let err = parse_file(&format!("{MINIMAL}[state]\nurl = \"postgresql://h@127.0.0.1/x\"\n"))
-        .unwrap_err()
-        .to_string();
+    let err = parse_file(&format!(
+        "{MINIMAL}[state]\nurl = \"postgresql://h@127.0.0.1/x\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("state.url") && err.contains("sled"), "{err}");
 }

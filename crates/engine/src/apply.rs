@@ -110,11 +110,10 @@ impl Engine<'_> {
                 Err(e) if e.is_cycle_ending() => return Err(e),
                 Err(e) => {
                     if !ctx.opts.dry_run {
-                        let p = self.store.park(
-                            key,
-                            &format!("reading it again failed: {e}"),
-                            ctx.now,
-                        ).await?;
+                        let p = self
+                            .store
+                            .park(key, &format!("reading it again failed: {e}"), ctx.now)
+                            .await?;
                         warn!(%key, error = %e, attempts = p.attempts, "re-reading a record failed; it stays parked");
                     }
                 }
@@ -265,11 +264,13 @@ impl Engine<'_> {
             return Ok(());
         }
         if held {
-            self.store.park_held(
-                key,
-                report.breaker.as_deref().unwrap_or("mass deletion"),
-                ctx.now,
-            ).await?;
+            self.store
+                .park_held(
+                    key,
+                    report.breaker.as_deref().unwrap_or("mass deletion"),
+                    ctx.now,
+                )
+                .await?;
             report.parked += 1;
             return Ok(());
         }
@@ -277,15 +278,17 @@ impl Engine<'_> {
             && d.calendar_op().is_some_and(|c| c.notifies())
         {
             // Writes that mail attendees wait; the rest of the cycle goes on.
-            self.store.park_until(
-                key,
-                &format!(
-                    "waiting for Google's invitation limit to lift: {}",
-                    hold.reason
-                ),
-                ctx.now,
-                hold.until,
-            )?;
+            self.store
+                .park_until(
+                    key,
+                    &format!(
+                        "waiting for Google's invitation limit to lift: {}",
+                        hold.reason
+                    ),
+                    ctx.now,
+                    hold.until,
+                )
+                .await?;
             report.parked += 1;
             report.invitations_held += 1;
             return Ok(());
@@ -350,7 +353,8 @@ impl Engine<'_> {
             if !ctx.opts.dry_run
                 && self
                     .store
-                    .report(&l.event_id, Some(&l.interview_id), &l.why, ctx.now).await?
+                    .report(&l.event_id, Some(&l.interview_id), &l.why, ctx.now)
+                    .await?
             {
                 warn!(event = %l.event_id, interview = %l.interview_id, why = %l.why, "an event claims an interview it is not the event of; left alone");
             }
@@ -375,18 +379,22 @@ impl Engine<'_> {
         // without the store's knowledge must not erase one.
         let changes_mapping = d.case == Case::Forget || (d.snapshot.is_some() && d.snapshot != old);
         match &d.interview_id {
-            Some(iid) if changes_mapping => self.store.commit(Commit {
-                key,
-                interview_id: iid,
-                snapshot: d.snapshot.as_ref(),
-                entry: HistoryEntry {
-                    at: now,
-                    case: d.case,
-                    summary: d.log_line(),
-                },
-                conflicts: &d.conflicts,
-                pending_link_at: None,
-            }).await,
+            Some(iid) if changes_mapping => {
+                self.store
+                    .commit(Commit {
+                        key,
+                        interview_id: iid,
+                        snapshot: d.snapshot.as_ref(),
+                        entry: HistoryEntry {
+                            at: now,
+                            case: d.case,
+                            summary: d.log_line(),
+                        },
+                        conflicts: &d.conflicts,
+                        pending_link_at: None,
+                    })
+                    .await
+            }
             _ => self.store.settle(key).await,
         }
     }
@@ -447,11 +455,13 @@ impl Engine<'_> {
                     return Ok(outcome);
                 }
             }
-            self.store.put_intent(&Intent {
-                key: key.clone(),
-                summary: decision.log_line(),
-                at: ctx.now,
-            }).await?;
+            self.store
+                .put_intent(&Intent {
+                    key: key.clone(),
+                    summary: decision.log_line(),
+                    at: ctx.now,
+                })
+                .await?;
             info!(plan = %decision.log_line(), "applying");
             match self.execute(&decision, &h, &g).await? {
                 Step::Done {
@@ -469,18 +479,20 @@ impl Engine<'_> {
                         .clone()
                         .or(interview_id.clone())
                         .unwrap_or_default();
-                    self.store.commit(Commit {
-                        key,
-                        interview_id: &iid,
-                        snapshot: snapshot.as_ref().as_ref(),
-                        entry: HistoryEntry {
-                            at: ctx.now,
-                            case: decision.case,
-                            summary: decision.log_line(),
-                        },
-                        conflicts: &decision.conflicts,
-                        pending_link_at: link_deferred.then_some(order.as_slice()),
-                    }).await?;
+                    self.store
+                        .commit(Commit {
+                            key,
+                            interview_id: &iid,
+                            snapshot: snapshot.as_ref().as_ref(),
+                            entry: HistoryEntry {
+                                at: ctx.now,
+                                case: decision.case,
+                                summary: decision.log_line(),
+                            },
+                            conflicts: &decision.conflicts,
+                            pending_link_at: link_deferred.then_some(order.as_slice()),
+                        })
+                        .await?;
                     if link_deferred {
                         ctx.queued.notify_one();
                     }
@@ -511,16 +523,20 @@ impl Engine<'_> {
                         reason,
                     };
                     warn!(until = %hold.until, reason = %hold.reason, "Google's invitation limit: writes that notify attendees wait; the rest goes on");
-                    self.store.put_meta(INVITATION_HOLD, &Some(hold.clone()))?;
-                    self.store.park_until(
-                        key,
-                        &format!(
-                            "waiting for Google's invitation limit to lift: {}",
-                            hold.reason
-                        ),
-                        ctx.now,
-                        hold.until,
-                    )?;
+                    self.store
+                        .put_meta(INVITATION_HOLD, &Some(hold.clone()))
+                        .await?;
+                    self.store
+                        .park_until(
+                            key,
+                            &format!(
+                                "waiting for Google's invitation limit to lift: {}",
+                                hold.reason
+                            ),
+                            ctx.now,
+                            hold.until,
+                        )
+                        .await?;
                     *ctx.invitations.lock().unwrap_or_else(|p| p.into_inner()) = Some(hold);
                     report.invitations_held += 1;
                     outcome.parked = true;
@@ -528,11 +544,14 @@ impl Engine<'_> {
                 }
             }
         }
-        let p = self.store.park(
-            key,
-            "kept changing while being written; retried next cycle",
-            ctx.now,
-        ).await?;
+        let p = self
+            .store
+            .park(
+                key,
+                "kept changing while being written; retried next cycle",
+                ctx.now,
+            )
+            .await?;
         warn!(attempts = p.attempts, "parked after repeated conflicts");
         outcome.parked = true;
         Ok(outcome)
@@ -568,7 +587,12 @@ impl Engine<'_> {
                         return Ok(out);
                     }
                     // A record with work pending is the passes' to decide.
-                    if ctx.work.get(&WorkKey::Interview(iid.clone())).await?.is_some() {
+                    if ctx
+                        .work
+                        .get(&WorkKey::Interview(iid.clone()))
+                        .await?
+                        .is_some()
+                    {
                         continue;
                     }
                     match self.write_back(&iid, ctx.now).await {
@@ -626,7 +650,9 @@ impl Engine<'_> {
                 .await
             {
                 Ok(iv) => {
-                    self.store.link_written(iid, &s.event_id, iv.version, now).await?;
+                    self.store
+                        .link_written(iid, &s.event_id, iv.version, now)
+                        .await?;
                     return Ok(true);
                 }
                 Err(HitolinkError::PreconditionFailed {
@@ -634,7 +660,8 @@ impl Engine<'_> {
                 }) => {
                     if cur.external_event_id.as_deref() == Some(s.event_id.as_str()) {
                         self.store
-                            .link_written(iid, &s.event_id, cur.version, now).await?;
+                            .link_written(iid, &s.event_id, cur.version, now)
+                            .await?;
                         return Ok(false);
                     }
                     // Changed meanwhile: the field is ours alone to set.
@@ -652,11 +679,13 @@ impl Engine<'_> {
                 ) => {
                     self.store.drop_pending_link(iid).await?;
                     let key = WorkKey::Interview(iid.to_string());
-                    self.store.park(
-                        &key,
-                        &format!("writing back the link was refused: {e}"),
-                        now,
-                    ).await?;
+                    self.store
+                        .park(
+                            &key,
+                            &format!("writing back the link was refused: {e}"),
+                            now,
+                        )
+                        .await?;
                     return Ok(false);
                 }
                 Err(e) => return Err(EngineError::Hitolink(e)),

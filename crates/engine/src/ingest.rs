@@ -81,7 +81,8 @@ impl Engine<'_> {
                 listed_events.as_ref().map(|l| &l.ids),
                 listed_interviews.as_ref(),
                 now,
-            ).await?;
+            )
+            .await?;
         }
         // Read again what a crash or a parking left open.
         for intent in self.store.intents().await? {

@@ -225,11 +225,13 @@ impl Engine<'_> {
         report.unreadable = ingested.unreadable;
         // What the cursors cover is in the work set, durably: they move.
         if !opts.dry_run {
-            self.store.set_cursors(
-                ingested.google_token.as_deref(),
-                ingested.hitolink_cursor.as_deref(),
-                Utc::now(),
-            ).await?;
+            self.store
+                .set_cursors(
+                    ingested.google_token.as_deref(),
+                    ingested.hitolink_cursor.as_deref(),
+                    Utc::now(),
+                )
+                .await?;
         }
         let mut ctx = Ctx {
             work: &work,
@@ -241,7 +243,8 @@ impl Engine<'_> {
             queued: tokio::sync::Notify::new(),
             invitations: std::sync::Mutex::new(
                 self.store
-                    .meta::<Option<InvitationHold>>(INVITATION_HOLD)?
+                    .meta::<Option<InvitationHold>>(INVITATION_HOLD)
+                    .await?
                     .flatten(),
             ),
         };
@@ -268,7 +271,9 @@ impl Engine<'_> {
             }
         }
         if !opts.dry_run && !ctx.hold {
-            self.store.put_meta::<Option<String>>("breaker", &None)?;
+            self.store
+                .put_meta::<Option<String>>("breaker", &None)
+                .await?;
         }
 
         let passes = async {
@@ -310,13 +315,15 @@ impl Engine<'_> {
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         if !opts.dry_run {
-            self.store.put_meta(
-                "last_cycle",
-                &CycleReport {
-                    plan: vec![],
-                    ..report.clone()
-                },
-            ).await?;
+            self.store
+                .put_meta(
+                    "last_cycle",
+                    &CycleReport {
+                        plan: vec![],
+                        ..report.clone()
+                    },
+                )
+                .await?;
         }
         info!(
             google_changes = report.google_changes,

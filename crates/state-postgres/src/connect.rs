@@ -102,7 +102,9 @@ pub fn read_password(cfg: &StateConfig) -> Result<Option<SecretString>, StateErr
 
 /// rustls with the public roots (webpki-roots, as for HTTPS) plus the
 /// site's own CA when it runs one.
-fn tls_connector(ca_file: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+fn tls_connector(
+    ca_file: Option<&Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -112,7 +114,10 @@ fn tls_connector(ca_file: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRu
         let mut added = 0;
         for cert in certs {
             let cert = cert.map_err(|e| {
-                format!("state.tls_ca_file {} holds no PEM certificate: {e}", path.display())
+                format!(
+                    "state.tls_ca_file {} holds no PEM certificate: {e}",
+                    path.display()
+                )
             })?;
             roots
                 .add(cert)

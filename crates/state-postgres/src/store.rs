@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use hitosync_state::{
-    CONFLICT_LOG_LEN, Commit, ConflictEntry, Cursor, Intent, Lease, Parked, Record,
-    Report, Side, StateError, StateStore, WorkKey, decode, encode, order_index_key, park_wait,
+    CONFLICT_LOG_LEN, Commit, ConflictEntry, Cursor, Intent, Lease, Parked, Record, Report, Side,
+    StateError, StateStore, WorkKey, decode, encode, order_index_key, park_wait,
 };
 
 use crate::PgState;
@@ -370,9 +370,12 @@ impl StateStore for PgStore {
     async fn clear_cursors(&self) -> Result<(), StateError> {
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
-        tx.execute("DELETE FROM hitosync_cursors WHERE link = $1", &[&self.link])
-            .await
-            .map_err(|e| self.db.db_err(e))?;
+        tx.execute(
+            "DELETE FROM hitosync_cursors WHERE link = $1",
+            &[&self.link],
+        )
+        .await
+        .map_err(|e| self.db.db_err(e))?;
         self.finish(tx).await
     }
 
@@ -510,11 +513,7 @@ impl StateStore for PgStore {
         self.count("hitosync_conflicts").await
     }
 
-    async fn put_meta_value(
-        &self,
-        key: &str,
-        value: serde_json::Value,
-    ) -> Result<(), StateError> {
+    async fn put_meta_value(&self, key: &str, value: serde_json::Value) -> Result<(), StateError> {
         let body = text(&encode(&value)?);
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
@@ -535,7 +534,8 @@ impl StateStore for PgStore {
                 key,
             )
             .await?;
-        body.map(|b| decode(key.as_bytes(), b.as_bytes())).transpose()
+        body.map(|b| decode(key.as_bytes(), b.as_bytes()))
+            .transpose()
     }
 
     async fn report(

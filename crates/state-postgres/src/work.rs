@@ -162,7 +162,10 @@ impl PgStore {
             .await
             .map_err(db)?
         {
-            Some(row) => Some(decode(event_id.as_bytes(), row.get::<_, &str>(0).as_bytes())?),
+            Some(row) => Some(decode(
+                event_id.as_bytes(),
+                row.get::<_, &str>(0).as_bytes(),
+            )?),
             None => None,
         };
         let new = old.as_ref().is_none_or(|o| o.reason != reason);

@@ -20,7 +20,8 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StateE
 
 /// A value as the trait carries opaque items (work, meta).
 pub fn encode_value<T: Serialize + ?Sized>(v: &T) -> Result<serde_json::Value, StateError> {
-    serde_json::to_value(v).map_err(|e| StateError::Io(format!("cannot encode a state record: {e}")))
+    serde_json::to_value(v)
+        .map_err(|e| StateError::Io(format!("cannot encode a state record: {e}")))
 }
 
 pub fn decode_value<T: DeserializeOwned>(key: &str, v: serde_json::Value) -> Result<T, StateError> {

@@ -283,6 +283,5 @@ impl Side {
     }
 }
 
-
 mod lease;
 pub use lease::Lease;

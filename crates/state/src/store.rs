@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    ConflictEntry, Commit, Cursor, Intent, Parked, Record, Report, Side, StateError, WorkKey,
+    Commit, ConflictEntry, Cursor, Intent, Parked, Record, Report, Side, StateError, WorkKey,
     decode_value, encode_value,
 };
 
@@ -81,8 +81,7 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The newest first.
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictEntry>, StateError>;
     async fn conflict_count(&self) -> Result<usize, StateError>;
-    async fn put_meta_value(&self, key: &str, value: serde_json::Value)
-    -> Result<(), StateError>;
+    async fn put_meta_value(&self, key: &str, value: serde_json::Value) -> Result<(), StateError>;
     async fn meta_value(&self, key: &str) -> Result<Option<serde_json::Value>, StateError>;
     /// Records a report; returns whether it is new (logged once).
     async fn report(

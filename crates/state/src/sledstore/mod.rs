@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::*;
 
-mod open;
-mod records;
 mod journal;
 mod meta;
+mod open;
+mod records;
 mod trait_impl;
 mod work;
 

@@ -111,11 +111,7 @@ impl StateStore for Store {
         Ok(Store::conflict_count(self))
     }
 
-    async fn put_meta_value(
-        &self,
-        key: &str,
-        value: serde_json::Value,
-    ) -> Result<(), StateError> {
+    async fn put_meta_value(&self, key: &str, value: serde_json::Value) -> Result<(), StateError> {
         Store::put_meta(self, key, &value)
     }
 
