@@ -214,7 +214,12 @@ pub fn check_postgres_url(raw: &str) -> Result<Url, String> {
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        // A postgresql:// URL is not a "special" scheme to the URL
+        // standard, so its IPv4 host comes back as a name: parse it here.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
         None => true,
     };
     if sslmode.as_deref() != Some("require") && !loopback && !socket_host {

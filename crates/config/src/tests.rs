@@ -227,7 +227,11 @@ fn many_links_each_with_its_own_settings() {
 
 #[test]
 fn mixing_the_forms_names_the_keys() {
-    let text = format!("{MINIMAL}\n{TWO_LINKS}").replace("[daemon]\n", "");
+    // [daemon] goes first, so that its key does not land in [hitolink].
+    let text = format!(
+        "[daemon]\nschedule = \"0 */2 * * * *\"\n{MINIMAL}\n{}",
+        TWO_LINKS.replace("[daemon]\nschedule = \"0 */2 * * * *\"\n", "")
+    );
     let err = parse_file(&text).unwrap_err().to_string();
     assert!(err.contains("[google], [hitolink]"), "{err}");
     assert!(err.contains("[[link]]"), "{err}");
