@@ -196,6 +196,9 @@ fn exactly_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() {
+    if common::pg::skip("a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing") {
+        return;
+    }
     let db = PgDb::fresh().await;
     let l = Links::start(N).await;
     for i in 0..N {

@@ -1,7 +1,7 @@
 //! A database of its own for each test, on the throwaway PostgreSQL that
-//! `.ci/run` starts (`. .ci/postgres-for-tests` by hand). Without it the
-//! PostgreSQL tests fail and say how to run them: they never pass by not
-//! running.
+//! `.ci/run` starts (`. .ci/postgres-for-tests` by hand). Without it (no
+//! `HITOSYNC_TEST_PG_URL`) each PostgreSQL test says on stderr that it is
+//! skipped and how to run it; `.ci/run` always sets it, so CI runs them.
 
 use std::sync::Arc;
 
@@ -10,6 +10,18 @@ use hitosync::state::{Lease, StateStore};
 use hitosync::state_pg::PgState;
 
 pub const HOW: &str = "HITOSYNC_TEST_PG_URL is not set, so the PostgreSQL tests cannot run. They need a throwaway PostgreSQL server: run `bash .ci/run` (which starts one), or as root `. .ci/postgres-for-tests` (it starts one on a private port and exports HITOSYNC_TEST_PG_URL), then `cargo test`, then `pg_for_tests_stop`";
+
+/// Whether a PostgreSQL test must skip: no test server was given. Says so
+/// on stderr directly (the harness swallows `eprintln!` of a passing
+/// test), naming the test and how to run it.
+pub fn skip(test: &str) -> bool {
+    if std::env::var("HITOSYNC_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+        return false;
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {HOW}");
+    true
+}
 
 /// The admin URL of the test server.
 pub fn admin_url() -> String {
