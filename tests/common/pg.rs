@@ -122,7 +122,8 @@ pub async fn leased_store(pg: &PgState, link: &str) -> (Arc<dyn StateStore>, Arc
 
 /// Where a test's state lives: sled in a temp dir, or a fresh database.
 pub enum Backing {
-    Sled(tempfile::TempDir),
+    /// One database for every link, as the daemon opens it.
+    Sled(tempfile::TempDir, hitosync::state::SledDb),
     Postgres(PgDb, PgState),
 }
 
@@ -133,16 +134,16 @@ impl Backing {
             let pg = db.open().await;
             Backing::Postgres(db, pg)
         } else {
-            Backing::Sled(tempfile::tempdir().unwrap())
+            let dir = tempfile::tempdir().unwrap();
+            let db = hitosync::state::SledDb::open(dir.path()).unwrap();
+            Backing::Sled(dir, db)
         }
     }
 
     /// The link's store, writable.
     pub async fn store(&self, link: &str) -> Arc<dyn StateStore> {
         match self {
-            Backing::Sled(dir) => {
-                Arc::new(hitosync::state::Store::open_link(dir.path(), link).unwrap())
-            }
+            Backing::Sled(_, db) => Arc::new(db.store(link).unwrap()),
             Backing::Postgres(_, pg) => leased_store(pg, link).await.0,
         }
     }

@@ -33,6 +33,14 @@ pub(crate) fn pool(cfg: &StateConfig) -> Result<PgState, StateError> {
     if let Some(pw) = read_password(cfg)? {
         pg.password(pw.expose_secret().as_bytes());
     }
+    // TLS only when the URL asks for it, and then always verified: the
+    // config allows anything else only to this machine (a unix socket or
+    // loopback). tokio-postgres's default, `prefer`, would try TLS and
+    // fail on a loopback server's self-signed certificate instead of
+    // falling back as libpq does.
+    if pg.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    }
     pg.connect_timeout(CONNECT_TIMEOUT);
     pg.application_name("hitosync");
     pg.options(format!(
