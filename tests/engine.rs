@@ -166,7 +166,9 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres() {
-    if common::pg::skip("an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres") {
+    if common::pg::skip(
+        "an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres",
+    ) {
         return;
     }
     import_resumes_in_order(true).await;
@@ -252,7 +254,9 @@ async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs() {
 
 #[tokio::test]
 async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres() {
-    if common::pg::skip("a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres") {
+    if common::pg::skip(
+        "a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres",
+    ) {
         return;
     }
     re_read_failure_stays_parked(true).await;

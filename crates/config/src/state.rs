@@ -218,7 +218,8 @@ pub fn check_postgres_url(raw: &str) -> Result<Url, String> {
         // standard, so its IPv4 host comes back as a name: parse it here.
         Some(url::Host::Domain(d)) => {
             d.eq_ignore_ascii_case("localhost")
-                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         }
         None => true,
     };
