@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::retry::CancellationToken;
 use crate::state::Lease;
-use crate::state_pg::PgState;
+use crate::state_pg::{LeaseRow, PgState};
 
 /// What the supervisor hears from the manager.
 #[derive(Debug)]
@@ -194,16 +194,19 @@ impl LeaseManager {
         }
     }
 
-    /// One round: beat, renew, rebalance. Returns how long to sleep.
+    /// One round: beat, renew, rebalance. Returns how long to sleep: until
+    /// the next renewal, or until a foreign lease expires if that comes
+    /// sooner (a dead replica's links are then taken at once, within one
+    /// lease period of its last renewal).
     async fn tick(&mut self) -> Duration {
         if let Err(e) = self.pg.heartbeat(&self.id, &self.host, self.pid).await {
             warn!(error = %e, "cannot beat; leases run out unless the database comes back");
         }
         self.renew_all().await;
-        let replicas = match self.pg.replicas(self.lease).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "cannot read the replicas; trying again");
+        let (replicas, rows) = match (self.pg.replicas(self.lease).await, self.pg.leases().await) {
+            (Ok(r), Ok(l)) => (r, l),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "cannot read the replicas and leases; trying again");
                 return self.renew;
             }
         };
@@ -235,11 +238,24 @@ impl LeaseManager {
             }
             return self.renew;
         }
-        let mut wake = self.renew;
         if mine.len() < share {
-            wake = self.acquire(share - mine.len(), index, k).await.min(wake);
+            self.acquire(share - mine.len(), index, k, &rows).await;
         }
-        wake
+        self.renew
+            .min(self.next_foreign_expiry(&rows))
+            .max(Duration::from_millis(50))
+    }
+
+    /// How long until the soonest lease of a configured link held by
+    /// another replica expires (by the database's clock), plus a little:
+    /// by then its owner's heartbeat is older than a lease period too
+    /// (it beats before it renews), so the shares count it out.
+    fn next_foreign_expiry(&self, rows: &[LeaseRow]) -> Duration {
+        rows.iter()
+            .filter(|r| !r.expired && r.owner != self.id && self.links.contains(&r.link))
+            .map(|r| Duration::from_millis(r.expires_in_ms.max(0) as u64 + 20))
+            .min()
+            .unwrap_or(self.renew)
     }
 
     async fn renew_all(&mut self) {
@@ -272,35 +288,20 @@ impl LeaseManager {
 
     /// Takes up to `want` free links, starting at a place that differs per
     /// replica so that replicas starting together do not all race for the
-    /// same rows. Returns when to look again: at the soonest expiry of a
-    /// lease it could not take.
-    async fn acquire(&mut self, mut want: usize, index: usize, k: usize) -> Duration {
-        let mut wake = self.renew;
-        let rows = match self.pg.leases().await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "cannot read the leases; trying again");
-                return wake;
-            }
-        };
-        let rows: BTreeMap<&str, _> = rows.iter().map(|r| (r.link.as_str(), r)).collect();
+    /// same rows. `rows`: the leases as just read.
+    async fn acquire(&mut self, mut want: usize, index: usize, k: usize, rows: &[LeaseRow]) {
+        let rows: BTreeMap<&str, &LeaseRow> = rows.iter().map(|r| (r.link.as_str(), r)).collect();
         let n = self.links.len().max(1);
         let start = index * n / k.max(1);
         let candidates: Vec<String> = (0..self.links.len())
             .map(|i| self.links[(start + i) % n].clone())
             .filter(|l| !self.held.contains_key(l))
             .collect();
-        let now = chrono::Utc::now();
         for link in candidates {
             if want == 0 {
                 break;
             }
-            if let Some(row) = rows.get(link.as_str())
-                && !row.expired
-            {
-                let left = (row.expires_at - now).to_std().unwrap_or(Duration::ZERO);
-                // a little after the expiry, by the database's clock
-                wake = wake.min(left + Duration::from_millis(100));
+            if rows.get(link.as_str()).is_some_and(|row| !row.expired) {
                 continue;
             }
             let sent = Instant::now();
@@ -328,7 +329,6 @@ impl LeaseManager {
                 Err(e) => warn!(%link, error = %e, "cannot take the lease"),
             }
         }
-        wake
     }
 }
 

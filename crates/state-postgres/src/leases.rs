@@ -20,6 +20,9 @@ pub struct LeaseRow {
     pub acquired_at: DateTime<Utc>,
     /// Past its expiry: free for any replica to take.
     pub expired: bool,
+    /// Milliseconds until it expires, by the database's clock (0 when
+    /// expired): when to look again, whatever this machine's clock says.
+    pub expires_in_ms: i64,
 }
 
 /// A running daemon, as its heartbeat says.
@@ -162,7 +165,8 @@ impl PgState {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT link, owner, token, expires_at, acquired_at, expires_at <= now()
+                "SELECT link, owner, token, expires_at, acquired_at, expires_at <= now(),
+                        greatest(0, (extract(epoch FROM expires_at - now()) * 1000)::bigint)
                  FROM hitosync_leases ORDER BY link",
                 &[],
             )
@@ -177,6 +181,7 @@ impl PgState {
                 expires_at: r.get(3),
                 acquired_at: r.get(4),
                 expired: r.get(5),
+                expires_in_ms: r.get(6),
             })
             .collect())
     }
