@@ -158,7 +158,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
     let mut checks = vec![];
 
     // 1-③ the key
-    let account = match ServiceAccount::from_config(&config) {
+    let account = match ServiceAccount::from_config(config) {
         Ok(a) => {
             checks.push(Check::ok(
                 STEP_KEY,
@@ -189,7 +189,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
     }
     // 1-⑤ the organizer: its shape was checked with the config; whether it
     // is a real user (not a group) only the token exchange tells.
-    checks.push(clock(&config).await);
+    checks.push(clock(config).await);
 
     let Some(account) = account else {
         for (step, what) in [
@@ -199,10 +199,10 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
         ] {
             checks.push(Check::skipped(step, what, "needs a usable key (1-③)"));
         }
-        checks.push(hitolink(&config).await);
+        checks.push(hitolink(config).await);
         return checks;
     };
-    let mut opts = ClientOptions::from_config(&config);
+    let mut opts = ClientOptions::from_config(config);
     opts.backoff = crate::retry::Backoff::immediate(2);
     opts.page_size = 1;
     let calendar = match CalendarClient::new(&account, opts).await {
@@ -215,7 +215,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
                 "新しい P12 鍵を作成し直してください(1-③)。",
                 "Create a new P12 key (step 1-③).",
             ));
-            checks.push(hitolink(&config).await);
+            checks.push(hitolink(config).await);
             return checks;
         }
     };
@@ -237,7 +237,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
             true
         }
         Err(e) => {
-            checks.push(auth_failure(&e, &config));
+            checks.push(auth_failure(&e, config));
             false
         }
     };
@@ -267,7 +267,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
                     ));
                 }
             }
-            Err(e) => checks.push(calendar_failure(&e, &config)),
+            Err(e) => checks.push(calendar_failure(&e, config)),
         }
     } else {
         checks.push(Check::skipped(
@@ -276,7 +276,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
             "needs a token (2. API承認設定)",
         ));
     }
-    checks.push(hitolink(&config).await);
+    checks.push(hitolink(config).await);
     checks
 }
 

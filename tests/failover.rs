@@ -94,16 +94,16 @@ fn write_counts(l: &Links) -> (usize, u64) {
     (g, h)
 }
 
+/// (link, interview) moved, (link, interview) made, (link, event) booked.
+type Edits = (
+    Vec<(usize, String)>,
+    Vec<(usize, String)>,
+    Vec<(usize, String)>,
+);
+
 /// Edits on every link: one interview moved, one made; on every other
 /// link, a booking made in the calendar.
-fn edit_everything(
-    l: &Links,
-    round: u32,
-) -> (
-    Vec<(usize, String)>,
-    Vec<(usize, String)>,
-    Vec<(usize, String)>,
-) {
+fn edit_everything(l: &Links, round: u32) -> Edits {
     let mut moved = vec![];
     let mut made = vec![];
     let mut booked = vec![];
@@ -146,15 +146,7 @@ fn edit_everything(
 /// HITO-Link for each booking, since `since` calendar writes. Event ids
 /// repeat across calendars (every tenant numbers its interviews alike), so
 /// a write counts for the link whose calendar it went to.
-fn exactly_once(
-    l: &Links,
-    since: usize,
-    edits: &(
-        Vec<(usize, String)>,
-        Vec<(usize, String)>,
-        Vec<(usize, String)>,
-    ),
-) {
+fn exactly_once(l: &Links, since: usize, edits: &Edits) {
     let writes: Vec<_> = l.google.emu.writes().into_iter().skip(since).collect();
     for (i, id) in &edits.0 {
         let ev = l.event_of(*i, id);

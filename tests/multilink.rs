@@ -33,8 +33,8 @@ async fn one_daemon_runs_each_link_on_its_own() {
         out.contains("== link link-0 ==") && out.contains("== link link-2 =="),
         "{out}"
     );
-    for i in 0..3 {
-        assert!(synced(&l, i, &ids[i]), "link {i}");
+    for (i, id) in ids.iter().enumerate() {
+        assert!(synced(&l, i, id), "link {i}");
         // each interview in its own link's calendar only (the tenants
         // number their interviews alike, so the day tells them apart)
         for j in 0..3 {

@@ -48,10 +48,6 @@ impl LinkSlot {
         }
     }
 
-    pub fn running(&self) -> bool {
-        self.runner.as_ref().is_some_and(|r| !r.task.is_finished())
-    }
-
     pub fn set_setup_error(&self, e: Option<String>) {
         let mut live = self.shared.live.lock().unwrap_or_else(|p| p.into_inner());
         live.setup_error = e;
