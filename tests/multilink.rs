@@ -215,3 +215,48 @@ fn count_started(d: &mut Daemon, link: &str) -> usize {
         .filter(|l| l.contains("link worker started") && l.contains(&format!("link={link}")))
         .count()
 }
+
+/// `doctor` checks every link and names the link in each finding; `plan
+/// --link` plans that link alone and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_link_and_plan_takes_one() {
+    let l = Links::start(2).await;
+    let config = l.write_config("hitosync.toml", NEVER, &[0, 1], "");
+    l.set_token(1, "a-revoked-token");
+    let (code, out, err) = run(&config, &["doctor", "--json"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let checks: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let failed: Vec<&serde_json::Value> =
+        checks.iter().filter(|c| c["outcome"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{out}");
+    assert_eq!(failed[0]["link"], "link-1", "{out}");
+    assert!(
+        failed[0]["step"].as_str().unwrap().contains("HITO-Link"),
+        "{out}"
+    );
+    assert!(!out.contains("a-revoked-token"));
+    for link in ["link-0", "link-1"] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["link"] == link && c["what"].as_str().is_some()),
+            "{link} not checked: {out}"
+        );
+    }
+    assert!(
+        checks.iter().any(|c| c["link"] == "link-0"
+            && c["step"].as_str().unwrap().contains("HITO-Link")
+            && c["outcome"] == "ok"),
+        "{out}"
+    );
+
+    let id = l.schedule(0, 4, 9);
+    let (code, out, err) = run(&config, &["plan", "--link", "link-0"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&id), "{out}");
+    assert!(
+        !out.contains("== link link-1 =="),
+        "only the link named: {out}"
+    );
+    assert!(l.event_of(0, &id).is_empty(), "a plan writes nothing");
+}
