@@ -7,13 +7,16 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{Backend as Kind, CALENDAR_SCOPE, Config, ConfigFile, Form};
+use crate::config::{CALENDAR_SCOPE, Config, ConfigFile, Form};
 use crate::google::{
     AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount,
 };
 use crate::hitolink::{HitolinkClient, HitolinkError, SetupError as HlSetupError, TokenError};
 use crate::model::EventStatus;
 use crate::reconcile::{EventChange, EventDraft, Notify};
+
+mod state;
+use state::state_check;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,32 +127,6 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
         checks.extend(mine);
     }
     checks
-}
-
-/// Where the state lives: the state dir is writable, or the database
-/// answers and its schema is one this version reads (migrated if older).
-async fn state_check(file: &ConfigFile) -> Check {
-    match file.state.backend {
-        Kind::Sled => state_dir(&file.daemon.state_dir),
-        Kind::Postgres => match crate::state_pg::PgState::open(&file.state).await {
-            Ok(pg) => Check::ok(
-                STEP_CONFIG,
-                "state database",
-                format!(
-                    "{} answers; schema version {}",
-                    pg.target(),
-                    crate::state_pg::LATEST
-                ),
-            ),
-            Err(e) => Check::failed(
-                STEP_CONFIG,
-                "state database",
-                e.to_string(),
-                "state.url のデータベースが起動していて接続できること、パスワード (state.password_file または state.password_credential) とユーザーの権限を確認してください。",
-                "Check that the database in state.url runs and is reachable, and the password (state.password_file or state.password_credential) and the user's rights.",
-            ),
-        },
-    }
 }
 
 /// The setup guide's steps for one link: its key, its service account,
@@ -278,27 +255,6 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
     }
     checks.push(hitolink(config).await);
     checks
-}
-
-fn state_dir(dir: &Path) -> Check {
-    let probe = dir.join(".hitosync-doctor-probe");
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b"probe"))
-        .and_then(|_| std::fs::remove_file(&probe));
-    match result {
-        Ok(()) => Check::ok(
-            STEP_CONFIG,
-            "state dir",
-            format!("{} is writable", dir.display()),
-        ),
-        Err(e) => Check::failed(
-            STEP_CONFIG,
-            "state dir",
-            format!("{}: {e}", dir.display()),
-            "daemon.state_dir を hitosync の実行ユーザーが書き込めるディレクトリにしてください(systemd では StateDirectory が用意します)。",
-            "Point daemon.state_dir at a folder hitosync's user can write (under systemd, StateDirectory provides one).",
-        ),
-    }
 }
 
 fn key_failure(e: &KeyError) -> Check {
