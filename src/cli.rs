@@ -113,6 +113,15 @@ pub enum Command {
         /// How much faster than real time the quota's minute runs.
         #[arg(long, default_value_t = 20.0)]
         time_scale: f64,
+        /// Instead of the tables above: this many links on one daemon.
+        #[arg(long, default_value_t = 0)]
+        links: usize,
+        /// Interviews per link with --links.
+        #[arg(long, default_value_t = 1_000)]
+        per_link: usize,
+        /// With --links: the same on this PostgreSQL database, then a takeover.
+        #[arg(long, value_name = "URL")]
+        postgres_url: Option<String>,
     },
     /// Checks every step of the setup guide and says which one is wrong and how to mend it.
     Doctor {
@@ -390,6 +399,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             memory_import,
             quota_per_minute,
             time_scale,
+            links,
+            per_link,
+            postgres_url,
         } => {
             let opts = crate::bench::BenchOptions {
                 sizes,
@@ -400,10 +412,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 quota_per_minute,
                 time_scale,
             };
-            crate::bench::run(&opts)
-                .await
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(run_error)
+            let ran = if links > 0 {
+                crate::bench::run_links(links, per_link, postgres_url.as_deref()).await
+            } else {
+                crate::bench::run(&opts).await
+            };
+            ran.map(|()| ExitCode::SUCCESS).map_err(run_error)
         }
         Command::Doctor { json, write_test } => doctor_command(&cli.config, json, write_test).await,
         #[cfg(feature = "emulators")]
