@@ -162,12 +162,17 @@ impl Daemon {
             .unwrap();
     }
 
-    /// Waits for the process to end; fails the test if it hangs.
+    /// Waits for the process to end; fails the test if it hangs. Every
+    /// line it logged is read before this returns (the reader may lag
+    /// behind the exit).
     pub async fn exit_code(&mut self) -> i32 {
         let status = tokio::time::timeout(HANG, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("the daemon did not exit; log:\n{}", self.log()))
             .unwrap();
+        while let Ok(Some(l)) = tokio::time::timeout(HANG, self.logs.recv()).await {
+            self.seen.push(l);
+        }
         status.code().unwrap_or(-1)
     }
 
