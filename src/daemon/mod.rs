@@ -26,7 +26,7 @@ use crate::link::{Link, LinkError};
 use crate::state::{StateError, Store};
 use crate::status;
 use control::{Answer, ControlError, Request};
-use metrics::Metrics;
+use metrics::{LinkMetrics, Metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -98,7 +98,7 @@ struct Daemon {
     config: Config,
     link: Link,
     store: Arc<Store>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<LinkMetrics>,
     schedule: cron::Schedule,
     full_schedule: cron::Schedule,
     failures: u32,
@@ -122,7 +122,10 @@ pub async fn run_until(
     let config = Config::load(config_path)?;
     let store = Arc::new(Store::open(&config.daemon.state_dir)?);
     let link = Link::connect(&config).await?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new());
+    let link_metrics = metrics.link(crate::state::DEFAULT_LINK);
+    link_metrics.watch(&link);
+    link_metrics.store_changed(&store);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Envelope>(16);
     let control_task = control::serve(&config.daemon.control_socket, ctl_tx).await?;
     if let Some(addr) = &config.daemon.metrics_listen {
@@ -137,11 +140,6 @@ pub async fn run_until(
                 source,
             })?;
     }
-    let _ = metrics.sources.set(metrics::Sources {
-        google: link.calendar.counters.clone(),
-        hitolink: link.hitolink.counters.clone(),
-        token_refreshes: link.calendar.tokens().refreshes(),
-    });
     let mut signals = Signals::install()?;
     let (watch_tx, mut watch_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_config(config_path, watch_tx);
@@ -154,7 +152,7 @@ pub async fn run_until(
         config,
         link,
         store,
-        metrics,
+        metrics: link_metrics,
         failures: 0,
         retry_at: None,
         stop: AtomicBool::new(false),
@@ -377,6 +375,7 @@ impl Daemon {
             "cycle starting"
         );
         let mut stopping = false;
+        let started = std::time::Instant::now();
         let result = {
             let engine = self.link.engine(&self.store, Some(&self.stop));
             let fut = engine.cycle(&opts);
@@ -390,6 +389,9 @@ impl Daemon {
                 }
             }
         };
+        self.metrics
+            .cycle_finished(result.as_ref(), started.elapsed(), opts.dry_run);
+        self.metrics.store_changed(&self.store);
         let answer = match result {
             Ok(report) => {
                 if !opts.dry_run {
@@ -410,7 +412,6 @@ impl Daemon {
                 let wait = Duration::from_secs((30u64 << self.failures.min(6)).min(1800));
                 self.retry_at =
                     Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-                self.metrics.cycles_failed.fetch_add(1, Ordering::Relaxed);
                 error!(error = %e, failures = self.failures, retry_in_s = wait.as_secs(), "cycle failed; nothing is lost, it is retried");
                 let _ = sd_notify::notify(
                     false,
@@ -432,7 +433,6 @@ impl Daemon {
         self.failures = 0;
         self.retry_at = None;
         let mapped = self.store.record_count();
-        self.metrics.record(report, mapped);
         let status = format!(
             "last cycle {}: {} applied, {} parked; {} interviews mapped",
             Utc::now().format("%H:%M:%S"),
@@ -483,7 +483,7 @@ impl Daemon {
         self.schedule = schedule;
         self.full_schedule = full;
         self.config = new;
-        self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reloaded();
         info!(config = %self.config_path.display(), "config reloaded");
     }
 }
