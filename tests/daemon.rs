@@ -137,6 +137,16 @@ async fn signals_socket_reload_and_notify() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
         got.push('\n');
     }
+    // Go on reading, as systemd does: the daemon sends a watchdog ping every
+    // 100 ms with a blocking send, and a socket nobody reads holds only 10
+    // datagrams (net.unix.max_dgram_qlen), so the daemon would stall about
+    // a second from now and the test pass or hang by its speed.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let _ = notify.recv(&mut buf);
+        }
+    });
 
     // SIGUSR1 runs a cycle
     let id = env.schedule("ap_1", 1, 10);
