@@ -345,10 +345,10 @@ struct Noise {
 fn tmp() -> tempfile::TempDir {
     // tmpfs where there is one: sled flushes at every commit point
     let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::tempdir_in(shm) {
-            return d;
-        }
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
     }
     tempfile::tempdir().unwrap()
 }

@@ -17,7 +17,6 @@ pub mod worker;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::retry::CancellationToken;
@@ -32,7 +31,7 @@ use crate::link::{Link, LinkError};
 use crate::state::{StateError, Store};
 use crate::status::{self, Health};
 use control::{Answer, ControlError, Request};
-use metrics::Metrics;
+use metrics::{LinkMetrics, Metrics};
 use systemd::Notifier;
 use worker::{Command, Settings, Shared, StoreSlot, Worker};
 
@@ -117,7 +116,10 @@ pub async fn run_until(
     let store = Store::open(&config.daemon.state_dir)?;
     let health = Health::load(&store);
     let link = Link::connect(&config).await?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new());
+    let link_metrics = metrics.link(crate::state::DEFAULT_LINK);
+    link_metrics.watch(&link);
+    link_metrics.store_changed(&store);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Envelope>(16);
     let control_task = control::serve(&config.daemon.control_socket, ctl_tx).await?;
     if let Some(addr) = &config.daemon.metrics_listen {
@@ -132,11 +134,6 @@ pub async fn run_until(
                 source,
             })?;
     }
-    let _ = metrics.sources.set(metrics::Sources {
-        google: link.calendar.counters.clone(),
-        hitolink: link.hitolink.counters.clone(),
-        token_refreshes: link.calendar.tokens().refreshes(),
-    });
     let mut signals = Signals::install()?;
     let (watch_tx, mut watch_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_config(config_path, watch_tx);
@@ -156,7 +153,7 @@ pub async fn run_until(
         },
         store.clone(),
         shared.clone(),
-        metrics.clone(),
+        link_metrics.clone(),
         notifier.clone(),
         stop.clone(),
     );
@@ -166,7 +163,7 @@ pub async fn run_until(
         config,
         store,
         shared,
-        metrics,
+        metrics: link_metrics,
         notifier: notifier.clone(),
         work: work_tx,
     };
@@ -291,7 +288,7 @@ struct Supervisor {
     config: Config,
     store: Arc<StoreSlot>,
     shared: Arc<Shared>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<LinkMetrics>,
     notifier: Arc<Notifier>,
     work: mpsc::Sender<Command>,
 }
@@ -477,7 +474,7 @@ impl Supervisor {
         self.config.daemon.state_dir = state_dir;
         self.config.daemon.control_socket = socket;
         self.config.daemon.metrics_listen = metrics;
-        self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reloaded();
         info!(config = %self.config_path.display(), "config reloaded");
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::control::Answer;
-use super::metrics::Metrics;
+use super::metrics::LinkMetrics;
 use super::systemd::Notifier;
 use crate::engine::{CycleOptions, CycleReport, EngineError};
 use crate::google::GoogleError;
@@ -134,7 +134,7 @@ pub struct Worker {
     pub settings: Settings,
     pub store: Arc<StoreSlot>,
     pub shared: Arc<Shared>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<LinkMetrics>,
     pub notifier: Arc<Notifier>,
     /// Fired by the supervisor on SIGTERM/SIGINT.
     pub shutdown: CancellationToken,
@@ -241,7 +241,7 @@ impl Worker {
         settings: Settings,
         store: Arc<StoreSlot>,
         shared: Arc<Shared>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<LinkMetrics>,
         notifier: Arc<Notifier>,
         shutdown: CancellationToken,
     ) -> Worker {
@@ -360,6 +360,20 @@ impl Worker {
         .await;
         self.set_running(None);
         let failure = outcome.failure(deadline);
+        let elapsed = (Utc::now() - started).to_std().unwrap_or_default();
+        match (&outcome.result, &failure) {
+            // a shutdown cut it short: neither a success nor a failure
+            (Err(_), None) => {}
+            (Ok(report), None) => {
+                self.metrics
+                    .cycle_finished(Ok(report), elapsed, opts.dry_run || outcome.shut_down)
+            }
+            (result, Some(_)) => {
+                self.metrics
+                    .cycle_finished(Err(result.as_ref().err()), elapsed, opts.dry_run)
+            }
+        }
+        self.metrics.store_changed(&store);
         let answer = match (&outcome.result, &failure) {
             (Ok(report), None) => {
                 if !opts.dry_run && !outcome.shut_down {
@@ -421,7 +435,6 @@ impl Worker {
             warn!(error = %e, "cannot save the cycle's health in the store");
         }
         let mapped = store.record_count();
-        self.metrics.record(report, mapped);
         self.notifier.status(&format!(
             "last cycle {}: {} applied, {} parked; {} interviews mapped",
             now.format("%H:%M:%S"),
@@ -443,7 +456,6 @@ impl Worker {
         };
         self.retry_at = (!progressed)
             .then(|| Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-        self.metrics.cycles_failed.fetch_add(1, Ordering::Relaxed);
         let health = {
             let mut h = self.shared.health.lock().unwrap_or_else(|p| p.into_inner());
             h.failed(text.clone(), Utc::now());
