@@ -1056,6 +1056,11 @@ async fn history_with(ops: Vec<Op>, concurrent: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Histories in all (`PROPTEST_CASES`, default 2,000), spread over
+/// [`SHARDS`] tests so that the test harness runs them side by side: a
+/// history spends half its time waiting on loopback HTTP and sled, so one
+/// at a time leaves the cores idle. Each shard draws its own random
+/// histories.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -1063,22 +1068,60 @@ fn cases() -> u32 {
         .unwrap_or(2000)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
+const SHARDS: u32 = 4;
+
+fn shard_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases().div_ceil(SHARDS),
         max_shrink_iters: 2000,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+fn run_history(ops: Vec<Op>, concurrent: bool) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(history_with(ops, concurrent));
+    prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(shard_config())]
 
     #[test]
-    fn invariants_hold_under_random_histories(
+    fn invariants_hold_under_random_histories_1(
         ops in prop::collection::vec(op(), 1..40),
         concurrent in prop::bool::weighted(0.2),
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let result = rt.block_on(history_with(ops, concurrent));
-        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+        run_history(ops, concurrent)?;
+    }
+
+    #[test]
+    fn invariants_hold_under_random_histories_2(
+        ops in prop::collection::vec(op(), 1..40),
+        concurrent in prop::bool::weighted(0.2),
+    ) {
+        run_history(ops, concurrent)?;
+    }
+
+    #[test]
+    fn invariants_hold_under_random_histories_3(
+        ops in prop::collection::vec(op(), 1..40),
+        concurrent in prop::bool::weighted(0.2),
+    ) {
+        run_history(ops, concurrent)?;
+    }
+
+    #[test]
+    fn invariants_hold_under_random_histories_4(
+        ops in prop::collection::vec(op(), 1..40),
+        concurrent in prop::bool::weighted(0.2),
+    ) {
+        run_history(ops, concurrent)?;
     }
 }
 
