@@ -10,14 +10,10 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::daemon::{Daemon, NEVER};
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-/// A schedule that never fires during a test: cycles come from SIGUSR1.
-const NEVER: &str = "schedule = \"0 0 0 1 1 *\"\nfull_resync_schedule = \"0 0 0 1 1 *\"";
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `promtool`, or a failure that says how to get it: a metrics check
 /// that passes because the checker is missing would prove nothing.
@@ -32,78 +28,6 @@ fn promtool() -> &'static str {
          run .ci/run or apt-get install prometheus"
     );
     "promtool"
-}
-
-struct Daemon {
-    child: Child,
-    logs: mpsc::UnboundedReceiver<String>,
-    seen: Vec<String>,
-}
-
-impl Daemon {
-    async fn start(env: &Env) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hitosync"))
-            .arg("run")
-            .arg("--config")
-            .arg(&env.config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (tx, logs) = mpsc::unbounded_channel();
-        let stderr = child.stderr.take().unwrap();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                let _ = tx.send(l);
-            }
-        });
-        let mut d = Daemon {
-            child,
-            logs,
-            seen: vec![],
-        };
-        d.wait_for(1, "daemon started").await;
-        d
-    }
-
-    /// Waits until `n` log lines contain `text` (20 s at most).
-    async fn wait_for(&mut self, n: usize, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.seen.iter().filter(|l| l.contains(text)).count() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.logs.recv()).await {
-                Ok(Some(l)) => self.seen.push(l),
-                _ => panic!("not {n} log lines with {text:?}:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// One cycle through SIGUSR1; returns when it is done.
-    async fn cycle(&mut self, nth: usize) {
-        let pid = self.child.id().unwrap().to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-USR1", &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        self.wait_for(nth, "cycle done").await;
-    }
-
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(status.code(), Some(0));
-    }
 }
 
 /// `GET /metrics` over plain HTTP/1.0: (content type, body).
@@ -184,7 +108,7 @@ async fn a_running_daemon_serves_metrics_promtool_accepts() {
         },
         1,
     );
-    let mut d = Daemon::start(&env).await;
+    let mut d = Daemon::start(&env, &[]).await;
     // before any cycle, every link series is there at zero
     let (_, before) = scrape(port, None).await;
     let s = samples(&before);
@@ -197,11 +121,13 @@ async fn a_running_daemon_serves_metrics_promtool_accepts() {
         0.0
     );
 
-    d.cycle(1).await;
+    d.signal(10);
+    d.wait_log("cycle done").await;
     // The second cycle does not retry the parked booking (its backoff has
     // not run out), so it parks nothing itself: the gauge must still show
     // the store's parked set.
-    d.cycle(2).await;
+    d.signal(10);
+    d.wait_log("cycle done").await;
 
     // "cycle done" is logged inside the cycle, the metrics are recorded
     // just after it
@@ -320,7 +246,7 @@ async fn a_running_daemon_serves_metrics_promtool_accepts() {
         om.contains("# UNIT hitosync_cycle_duration_seconds seconds"),
         "{om}"
     );
-    d.stop().await;
+    assert_eq!(d.stop().await, 0);
 }
 
 #[test]

@@ -1089,41 +1089,30 @@ fn run_history(ops: Vec<Op>, concurrent: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(shard_config())]
-
-    #[test]
-    fn invariants_hold_under_random_histories_1(
-        ops in prop::collection::vec(op(), 1..40),
-        concurrent in prop::bool::weighted(0.2),
-    ) {
-        run_history(ops, concurrent)?;
-    }
-
-    #[test]
-    fn invariants_hold_under_random_histories_2(
-        ops in prop::collection::vec(op(), 1..40),
-        concurrent in prop::bool::weighted(0.2),
-    ) {
-        run_history(ops, concurrent)?;
-    }
-
-    #[test]
-    fn invariants_hold_under_random_histories_3(
-        ops in prop::collection::vec(op(), 1..40),
-        concurrent in prop::bool::weighted(0.2),
-    ) {
-        run_history(ops, concurrent)?;
-    }
-
-    #[test]
-    fn invariants_hold_under_random_histories_4(
-        ops in prop::collection::vec(op(), 1..40),
-        concurrent in prop::bool::weighted(0.2),
-    ) {
-        run_history(ops, concurrent)?;
-    }
+/// One test per shard, each drawing its own histories.
+macro_rules! shards {
+    ($($name:ident),+) => {
+        proptest! {
+            #![proptest_config(shard_config())]
+            $(
+                #[test]
+                fn $name(
+                    ops in prop::collection::vec(op(), 1..40),
+                    concurrent in prop::bool::weighted(0.2),
+                ) {
+                    run_history(ops, concurrent)?;
+                }
+            )+
+        }
+    };
 }
+
+shards!(
+    invariants_hold_under_random_histories_1,
+    invariants_hold_under_random_histories_2,
+    invariants_hold_under_random_histories_3,
+    invariants_hold_under_random_histories_4
+);
 
 /// The checker itself must be able to fail: a world where the sides
 /// disagree, or a duplicate exists, is caught.
