@@ -176,7 +176,7 @@ impl Families {
         );
         r.register_with_unit(
             "hitosync_parked_oldest_timestamp",
-            "Unix time the oldest parked record not held by the breaker was first parked; 0 when none",
+            "Unix time the oldest failing parked record (not held by the breaker, not waiting for a limit) was first parked; 0 when none",
             Unit::Seconds,
             f.parked_oldest.clone(),
         );
@@ -473,7 +473,7 @@ impl LinkMetrics {
                 f.parked.get_or_create(&l).set(parked.len() as i64);
                 let oldest = parked
                     .iter()
-                    .filter(|p| !p.held)
+                    .filter(|p| !p.held && !p.waits_for_limit)
                     .map(|p| p.first_at.timestamp())
                     .min()
                     .unwrap_or(0);

@@ -335,6 +335,8 @@ impl Worker {
                 let text = format!("the store cannot be opened: {e}");
                 self.set_store_error(Some(text.clone()));
                 if !opts.dry_run {
+                    self.metrics
+                        .cycle_finished(Err(None), Duration::ZERO, false);
                     self.failed(text.clone(), None, false);
                 }
                 return Answer {
@@ -368,10 +370,11 @@ impl Worker {
                 self.metrics
                     .cycle_finished(Ok(report), elapsed, opts.dry_run || outcome.shut_down)
             }
-            (result, Some(_)) => {
-                self.metrics
-                    .cycle_finished(Err(result.as_ref().err()), elapsed, opts.dry_run)
-            }
+            (result, Some(_)) => self.metrics.cycle_finished(
+                Err(result.as_ref().err()),
+                elapsed,
+                opts.dry_run || outcome.shut_down,
+            ),
         }
         self.metrics.store_changed(&store);
         let answer = match (&outcome.result, &failure) {

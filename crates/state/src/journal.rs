@@ -142,6 +142,7 @@ impl Store {
             first_at: old.map(|p| p.first_at).unwrap_or(now),
             next_retry: until.unwrap_or(now + chrono::Duration::minutes(wait_min)),
             held,
+            waits_for_limit: until.is_some(),
         };
         // Parked work is read afresh when it comes due.
         self.parked.insert(key.db_key(), encode(&p)?)?;

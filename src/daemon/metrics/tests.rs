@@ -234,12 +234,27 @@ fn an_invitation_hold_shows_until_it_ends() {
         })
     };
     store.put_meta(INVITATION_HOLD, &hold(until)).unwrap();
+    // a record waiting for the limit is parked, but it is not failing
+    let three_hours_ago = chrono::Utc::now() - chrono::Duration::hours(3);
+    store
+        .park_until(
+            &crate::state::WorkKey::Interview("iv_9".into()),
+            "invitation limit",
+            three_hours_ago,
+            until,
+        )
+        .unwrap();
     link.store_changed(&store);
     let text = m.render(false).unwrap();
     let get = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
     assert_eq!(
         get("hitosync_invitation_hold_until_timestamp_seconds{link=\"default\"}"),
         until.timestamp() as f64
+    );
+    assert_eq!(get("hitosync_parked_records{link=\"default\"}"), 1.0);
+    assert_eq!(
+        get("hitosync_parked_oldest_timestamp_seconds{link=\"default\"}"),
+        0.0
     );
     assert_eq!(get("hitosync_work_waiting{link=\"default\"}"), 0.0);
     assert_eq!(get("hitosync_links_waiting{link=\"default\"}"), 0.0);
