@@ -135,6 +135,17 @@ pub enum Command {
     /// Run a test peer (an emulator of Google Calendar or HITO-Link) in the foreground.
     #[command(subcommand)]
     Emulate(Emulate),
+    /// Writes the man pages or the shell completions of this binary (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(Generate),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// hitosync.1 and a page per subcommand.
+    Man { out_dir: PathBuf },
+    /// bash, zsh and fish completions.
+    Completions { out_dir: PathBuf },
 }
 
 #[cfg(feature = "emulators")]
@@ -429,6 +440,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect { id, json, link } => inspect_command(&cli.config, &id, json, link).await,
         #[cfg(feature = "emulators")]
         Command::Emulate(e) => emulate(e).await,
+        Command::Generate(what) => generate(what),
     };
     Ok(match result {
         Ok(code) => code,
@@ -437,6 +449,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::from(f.code)
         }
     })
+}
+
+fn generate(what: Generate) -> Result<ExitCode, Failure> {
+    let files = match what {
+        Generate::Man { out_dir } => crate::generate::man_pages(&out_dir),
+        Generate::Completions { out_dir } => crate::generate::completions(&out_dir),
+    }
+    .map_err(run_error)?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(feature = "emulators")]

@@ -31,5 +31,6 @@ pub mod daemon;
 #[cfg(feature = "emulators")]
 pub mod demo;
 pub mod doctor;
+pub mod generate;
 pub mod logging;
 pub mod status;

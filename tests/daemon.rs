@@ -1,6 +1,6 @@
 //! `hitosync run`, the real binary, against both emulators: signals, the
-//! control socket, config reloads, systemd notifications, metrics, and a
-//! shutdown in the middle of an import.
+//! control socket, config reloads, systemd notifications, and a shutdown
+//! in the middle of an import (metrics: tests/metrics.rs).
 
 mod common;
 
@@ -89,77 +89,6 @@ async fn signals_socket_reload_and_notify() {
         !env.dir.path().join("control.sock").exists(),
         "socket left behind"
     );
-}
-
-#[tokio::test]
-async fn metrics_parse_as_prometheus_text() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let env = Env::start_full(
-        &format!("{NEVER}\nmetrics_listen = \"127.0.0.1:{port}\""),
-        "",
-    )
-    .await;
-    let mut d = Daemon::start(&env, &[]).await;
-    env.schedule("ap_1", 1, 10);
-    d.signal(10);
-    eventually("the event", || env.events().len() == 1).await;
-    d.wait_log("cycle done").await;
-    let body = {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).await.unwrap();
-        text
-    };
-    let (head, text) = body.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    let mut samples = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix("# ") {
-            assert!(
-                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
-                "{line}"
-            );
-            continue;
-        }
-        let (name, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad sample {line:?}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-        let metric = name.split('{').next().unwrap();
-        assert!(
-            metric
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "{line}"
-        );
-        samples.insert(name.to_string(), value);
-    }
-    assert_eq!(samples["hitosync_cycles_total{result=\"ok\"}"], 1.0);
-    assert_eq!(samples["hitosync_mapped_interviews"], 1.0);
-    assert!(samples["hitosync_writes_total{side=\"google\"}"] >= 1.0);
-    assert!(samples["hitosync_api_requests_total{side=\"hitolink\",result=\"ok\"}"] >= 1.0);
-    assert!(samples["hitosync_api_requests_total{side=\"google\",result=\"ok\"}"] >= 2.0);
-    assert_eq!(
-        samples["hitosync_api_requests_total{side=\"google\",result=\"rate_limited\"}"],
-        0.0
-    );
-    assert_eq!(samples["hitosync_token_refreshes_total"], 1.0);
-    assert!(samples.contains_key("hitosync_rate_limit_wait_milliseconds_total{side=\"google\"}"));
-    assert_eq!(d.stop().await, 0);
 }
 
 #[tokio::test]

@@ -356,10 +356,10 @@ struct Noise {
 fn tmp() -> tempfile::TempDir {
     // tmpfs where there is one: sled flushes at every commit point
     let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::tempdir_in(shm) {
-            return d;
-        }
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
     }
     tempfile::tempdir().unwrap()
 }
@@ -1110,6 +1110,11 @@ async fn history_on(ops: Vec<Op>, concurrent: bool, postgres: bool) -> Result<()
     Ok(())
 }
 
+/// Histories in all (`PROPTEST_CASES`, default 2,000), spread over
+/// [`SHARDS`] tests so that the test harness runs them side by side: a
+/// history spends half its time waiting on loopback HTTP and sled, so one
+/// at a time leaves the cores idle. Each shard draws its own random
+/// histories.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -1117,24 +1122,51 @@ fn cases() -> u32 {
         .unwrap_or(2000)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
+const SHARDS: u32 = 4;
+
+fn shard_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases().div_ceil(SHARDS),
         max_shrink_iters: 2000,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn invariants_hold_under_random_histories(
-        ops in prop::collection::vec(op(), 1..40),
-        concurrent in prop::bool::weighted(0.2),
-    ) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let result = rt.block_on(history_with(ops, concurrent));
-        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
+
+fn run_history(ops: Vec<Op>, concurrent: bool) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(history_with(ops, concurrent));
+    prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    Ok(())
+}
+
+/// One test per shard, each drawing its own histories.
+macro_rules! shards {
+    ($($name:ident),+) => {
+        proptest! {
+            #![proptest_config(shard_config())]
+            $(
+                #[test]
+                fn $name(
+                    ops in prop::collection::vec(op(), 1..40),
+                    concurrent in prop::bool::weighted(0.2),
+                ) {
+                    run_history(ops, concurrent)?;
+                }
+            )+
+        }
+    };
+}
+
+shards!(
+    invariants_hold_under_random_histories_1,
+    invariants_hold_under_random_histories_2,
+    invariants_hold_under_random_histories_3,
+    invariants_hold_under_random_histories_4
+);
 
 /// Fewer histories on PostgreSQL: each makes a database of its own.
 /// Without a test server, one case, which says it skips.

@@ -55,8 +55,10 @@ fn unit_verifies_clean() {
         .replace("/usr/bin/hitosync", env!("CARGO_BIN_EXE_hitosync"));
     let path = dir.path().join("hitosync.service");
     std::fs::write(&path, unit).unwrap();
+    // the man page of Documentation= exists only once the package is
+    // installed; .ci/run verifies the installed unit with it
     let out = Command::new("systemd-analyze")
-        .arg("verify")
+        .args(["verify", "--man=no"])
         .arg(&path)
         .output()
         .unwrap();

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use super::backend::BackendSlot;
-use super::metrics::Metrics;
+use super::metrics::{LinkMetrics, Metrics};
 use super::systemd::Notifier;
 use super::worker::{Command, Settings, Shared, Worker};
 use crate::config::{Config, parse_schedule};
@@ -63,9 +63,19 @@ impl LinkSlot {
 pub struct Env {
     pub backend: Arc<BackendSlot>,
     pub metrics: Arc<Metrics>,
+    /// Per link: its metrics handle and the clients' counters it observes,
+    /// kept across restarts so that its counters only ever grow.
+    pub meters: std::sync::Mutex<BTreeMap<String, Meter>>,
     pub notifier: Arc<Notifier>,
     /// The daemon's shutdown; each worker's cancel token is its child.
     pub stop: CancellationToken,
+}
+
+/// One link's metrics and the counters its clients count on.
+pub struct Meter {
+    pub metrics: Arc<LinkMetrics>,
+    google: Arc<crate::google::client::Counters>,
+    hitolink: Arc<crate::hitolink::client::Counters>,
 }
 
 /// The link's clients from its view of the config; the error names the
@@ -81,6 +91,66 @@ pub async fn connect(config: &Config, many: bool) -> Result<Link, String> {
 }
 
 impl Env {
+    /// The link's metrics handle: made at its first start, its series
+    /// made again when it comes back (a lease taken again). A restarted
+    /// link's new clients count on the counters the first ones did.
+    fn meter(&self, name: &str, link: &mut Link) -> Arc<LinkMetrics> {
+        let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+        let m = match meters.get(name) {
+            Some(m) => {
+                link.calendar.counters = m.google.clone();
+                link.hitolink.counters = m.hitolink.clone();
+                m.metrics.start_series();
+                m.metrics.clone()
+            }
+            None => {
+                let metrics = self.metrics.link(name);
+                meters.insert(
+                    name.to_string(),
+                    Meter {
+                        metrics: metrics.clone(),
+                        google: link.calendar.counters.clone(),
+                        hitolink: link.hitolink.counters.clone(),
+                    },
+                );
+                metrics
+            }
+        };
+        m.watch(link);
+        m
+    }
+
+    /// The link stopped running here (removed, or run by another
+    /// replica): its gauges go once `worker` (its last worker) ended.
+    pub fn forget_metrics(&self, name: &str, worker: Option<tokio::task::JoinHandle<()>>) {
+        let m = self
+            .meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|m| m.metrics.clone());
+        if let Some(m) = m {
+            tokio::spawn(async move {
+                if let Some(t) = worker {
+                    let _ = t.await;
+                }
+                m.forget();
+            });
+        }
+    }
+
+    /// Every link's handle, for the reload counter.
+    pub fn reloaded(&self) {
+        for m in self
+            .meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            m.metrics.reloaded();
+        }
+    }
+
     /// Starts `slot`'s worker with `link`. `after`: a worker of the same
     /// link still finishing its cycle, which the new one waits for (two
     /// cycles of one link never run at once).
@@ -99,7 +169,7 @@ impl Env {
             error!(link = %c.link, "the link's schedule does not parse; not started");
             return;
         };
-        self.metrics.attach(&c.link, &mut link);
+        let metrics = self.meter(&c.link, &mut link);
         let (tx, rx) = mpsc::channel::<Command>(16);
         let retire = CancellationToken::new();
         let cancel = self.stop.child_token();
@@ -114,7 +184,7 @@ impl Env {
             self.backend.clone(),
             slot.lease.clone(),
             slot.shared.clone(),
-            self.metrics.clone(),
+            metrics,
             self.notifier.clone(),
             cancel.clone(),
             retire.clone(),
@@ -146,14 +216,15 @@ pub fn retire(slot: &mut LinkSlot) -> Option<tokio::task::JoinHandle<()>> {
     })
 }
 
-/// Stops a worker now: its lease is gone.
-pub fn cancel(slot: &mut LinkSlot) {
+/// Stops a worker now: its lease is gone. Returns its task to wait on.
+pub fn cancel(slot: &mut LinkSlot) -> Option<tokio::task::JoinHandle<()>> {
     slot.set_running_here(false);
     slot.lease = None;
-    if let Some(r) = slot.runner.take() {
+    slot.runner.take().map(|r| {
         r.cancel.cancel();
         r.retire.cancel();
-    }
+        r.task
+    })
 }
 
 /// Links whose view changed, appeared or went, between two configs.

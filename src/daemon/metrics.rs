@@ -1,278 +1,616 @@
-//! Prometheus metrics on `daemon.metrics_listen`.
+//! Metrics on `daemon.metrics_listen`, through prometheus-client.
 //!
-//! The figures are the sum over the links this daemon runs (a `link`
-//! label per metric is another change); the gauges keep one value per link
-//! and show their sum.
+//! One registry holds each metric family once, and every family carries a
+//! `link` label: [`Metrics::link`] hands out the handle through which one
+//! link's loop and clients record, so a second link is one more call to it
+//! (one family per name keeps the exposition valid, where a sub-registry
+//! per link would repeat each family's header).
+//!
+//! `/metrics` answers in OpenMetrics when the scraper asks for it, as
+//! Prometheus does, and in the Prometheus text format (0.0.4) otherwise:
+//! curl, and `promtool check metrics`, which reads only that format.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod http;
 
-use axum::Router;
-use axum::routing::get;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::engine::CycleReport;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
-/// Counters the loop updates after each cycle; read by `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub cycles_ok: AtomicU64,
-    pub cycles_failed: AtomicU64,
-    pub cycle_seconds_sum_ms: AtomicU64,
-    pub last_cycle_ms: AtomicU64,
-    pub last_success_unix: AtomicU64,
-    pub applied: AtomicU64,
-    pub calendar_writes: AtomicU64,
-    pub hitolink_writes: AtomicU64,
-    pub conflicts: AtomicU64,
-    pub reloads: AtomicU64,
-    /// Per link: interviews mapped, records parked in its last cycle.
-    pub gauges: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
-    /// Per link: the clients' own counters, read live (set when the link's
-    /// worker starts; kept across restarts so counters stay monotonic).
-    pub sources: std::sync::Mutex<std::collections::BTreeMap<String, Sources>>,
+use crate::engine::{CycleReport, EngineError, INVITATION_HOLD, InvitationHold};
+use crate::google::GoogleError;
+use crate::link::Link;
+use crate::retry::{CallObserver, Outcome, Pause};
+use crate::state::{StateStore, StateStoreExt};
+
+pub use http::serve;
+
+/// Cycles: an idle one takes tens of milliseconds, an import under quota
+/// many minutes.
+const CYCLE_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+/// One HTTP attempt, from a loopback answer to a slow Google page.
+const REQUEST_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LinkLabels {
+    link: String,
 }
 
-/// Where request figures come from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    link: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SideLabels {
+    link: String,
+    side: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    link: String,
+    side: &'static str,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    link: String,
+    side: &'static str,
+    endpoint: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WaitLabels {
+    link: String,
+    side: &'static str,
+    cause: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type Seconds = Counter<f64, AtomicU64>;
+
+/// Every family, registered once. Cloning shares them (each is an `Arc`).
+#[derive(Debug, Clone)]
+struct Families {
+    cycles: Family<ResultLabels, Counter>,
+    cycle_duration: Histograms<LinkLabels>,
+    last_success: Family<LinkLabels, Gauge>,
+    started: Family<LinkLabels, Gauge>,
+    applied: Family<LinkLabels, Counter>,
+    writes: Family<SideLabels, Counter>,
+    conflicts: Family<LinkLabels, Counter>,
+    parked: Family<LinkLabels, Gauge>,
+    parked_oldest: Family<LinkLabels, Gauge>,
+    breaker_held: Family<LinkLabels, Gauge>,
+    mapped: Family<LinkLabels, Gauge>,
+    work_waiting: Family<LinkLabels, Gauge>,
+    links_waiting: Family<LinkLabels, Gauge>,
+    invitation_hold: Family<LinkLabels, Gauge>,
+    reloads: Family<LinkLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Histograms<EndpointLabels>,
+    retries: Family<EndpointLabels, Counter>,
+    rate_limit_wait: Family<WaitLabels, Seconds>,
+    token_refreshes: Family<ResultLabels, Counter>,
+}
+
+impl Families {
+    fn register(registry: &mut Registry) -> Families {
+        let f = Families {
+            cycles: Family::default(),
+            cycle_duration: Family::new_with_constructor(|| Histogram::new(CYCLE_BUCKETS)),
+            last_success: Family::default(),
+            started: Family::default(),
+            applied: Family::default(),
+            writes: Family::default(),
+            conflicts: Family::default(),
+            parked: Family::default(),
+            parked_oldest: Family::default(),
+            breaker_held: Family::default(),
+            mapped: Family::default(),
+            work_waiting: Family::default(),
+            links_waiting: Family::default(),
+            invitation_hold: Family::default(),
+            reloads: Family::default(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
+            retries: Family::default(),
+            rate_limit_wait: Family::default(),
+            token_refreshes: Family::default(),
+        };
+        let r = registry;
+        r.register(
+            "hitosync_cycles",
+            "Sync cycles run (plans not counted), by result: ok or failed",
+            f.cycles.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_cycle_duration",
+            "Time each sync cycle took, failed ones included",
+            Unit::Seconds,
+            f.cycle_duration.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_last_success_timestamp",
+            "Unix time of the last successful cycle; 0 until the first one",
+            Unit::Seconds,
+            f.last_success.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_started_timestamp",
+            "Unix time the daemon started syncing this link",
+            Unit::Seconds,
+            f.started.clone(),
+        );
+        r.register(
+            "hitosync_records_applied",
+            "Records whose changes were applied",
+            f.applied.clone(),
+        );
+        r.register(
+            "hitosync_writes",
+            "Remote writes, by side: google or hitolink",
+            f.writes.clone(),
+        );
+        r.register(
+            "hitosync_conflicts",
+            "Fields changed differently on both sides, settled by sync.conflict",
+            f.conflicts.clone(),
+        );
+        r.register(
+            "hitosync_parked_records",
+            "Records in the store's parked set (failing, or held by the breaker)",
+            f.parked.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_parked_oldest_timestamp",
+            "Unix time the oldest failing parked record (not held by the breaker, not waiting for a limit) was first parked; 0 when none",
+            Unit::Seconds,
+            f.parked_oldest.clone(),
+        );
+        r.register(
+            "hitosync_breaker_held",
+            "1 while the mass-deletion breaker holds cancellations back, else 0",
+            f.breaker_held.clone(),
+        );
+        r.register(
+            "hitosync_mapped_interviews",
+            "Interviews with a known event",
+            f.mapped.clone(),
+        );
+        r.register(
+            "hitosync_work_waiting",
+            "Records read from the feeds and not applied yet (an import in progress, or a cycle stopped at its deadline)",
+            f.work_waiting.clone(),
+        );
+        r.register(
+            "hitosync_links_waiting",
+            "Interviews whose event exists but whose external_event_id is not written back yet",
+            f.links_waiting.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_invitation_hold_until_timestamp",
+            "Unix time until which new invitations wait after Google's calendar usage limit (403 quotaExceeded); 0 when none",
+            Unit::Seconds,
+            f.invitation_hold.clone(),
+        );
+        r.register(
+            "hitosync_config_reloads",
+            "Config reloads that took effect",
+            f.reloads.clone(),
+        );
+        r.register(
+            "hitosync_api_requests",
+            "API requests, every attempt, by side, endpoint and result (ok, rate_limited, server_error, other_error)",
+            f.requests.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_api_request_duration",
+            "Time one API attempt took, waits excluded, by side and endpoint",
+            Unit::Seconds,
+            f.request_duration.clone(),
+        );
+        r.register(
+            "hitosync_api_retries",
+            "Attempts retried after a rate limit or a server error, by side and endpoint",
+            f.retries.clone(),
+        );
+        r.register_with_unit(
+            "hitosync_rate_limit_wait",
+            "Time spent waiting on rate limits, by side and cause: budget (the client's own max_requests_per_minute) or server (backing off after a rate-limit answer)",
+            Unit::Seconds,
+            f.rate_limit_wait.clone(),
+        );
+        r.register(
+            "hitosync_token_refreshes",
+            "Google access-token exchanges, by result: ok or failed",
+            f.token_refreshes.clone(),
+        );
+        f
+    }
+}
+
+/// The daemon's metrics: the registry `/metrics` encodes.
 #[derive(Debug)]
-pub struct Sources {
-    pub google: Arc<crate::google::client::Counters>,
-    pub hitolink: Arc<crate::hitolink::client::Counters>,
-    /// One per token source the link has had (a restart makes a new one).
-    pub token_refreshes: Vec<Arc<AtomicU64>>,
+pub struct Metrics {
+    registry: Registry,
+    families: Families,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    pub fn record(&self, link: &str, r: &CycleReport, mapped: usize) {
-        self.cycles_ok.fetch_add(1, Ordering::Relaxed);
-        self.cycle_seconds_sum_ms
-            .fetch_add(r.duration_ms, Ordering::Relaxed);
-        self.last_cycle_ms.store(r.duration_ms, Ordering::Relaxed);
-        self.last_success_unix.store(
-            chrono::Utc::now().timestamp().max(0) as u64,
-            Ordering::Relaxed,
-        );
-        self.applied.fetch_add(r.applied as u64, Ordering::Relaxed);
-        self.calendar_writes
-            .fetch_add(r.calendar_writes as u64, Ordering::Relaxed);
-        self.hitolink_writes
-            .fetch_add(r.hitolink_writes as u64, Ordering::Relaxed);
-        self.conflicts
-            .fetch_add(r.conflicts as u64, Ordering::Relaxed);
-        self.gauges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(link.to_string(), (mapped as u64, r.parked as u64));
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let families = Families::register(&mut registry);
+        Metrics { registry, families }
     }
 
-    /// A link's worker starts: its clients count into the counters the
-    /// link had before (a restarted link keeps its figures).
-    pub fn attach(&self, link: &str, l: &mut crate::link::Link) {
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        match sources.get_mut(link) {
-            Some(src) => {
-                l.calendar.counters = src.google.clone();
-                l.hitolink.counters = src.hitolink.clone();
-                src.token_refreshes.push(l.calendar.tokens().refreshes());
-            }
-            None => {
-                sources.insert(
-                    link.to_string(),
-                    Sources {
-                        google: l.calendar.counters.clone(),
-                        hitolink: l.hitolink.counters.clone(),
-                        token_refreshes: vec![l.calendar.tokens().refreshes()],
+    /// The handle one link records through. Its series exist from now on,
+    /// at zero, so that rates and alerts see them before the first cycle.
+    pub fn link(&self, name: &str) -> Arc<LinkMetrics> {
+        let m = LinkMetrics {
+            link: name.to_string(),
+            f: self.families.clone(),
+            token_source: Mutex::new(None),
+            token_refreshes_seen: AtomicU64::new(0),
+            watching: AtomicBool::new(false),
+        };
+        m.start_series();
+        Arc::new(m)
+    }
+
+    /// The exposition: OpenMetrics, or the Prometheus text format.
+    pub fn render(&self, openmetrics: bool) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Makes a series exist (at zero) without recording anything.
+fn touch<S, M, C>(family: &Family<S, M, C>, labels: &S)
+where
+    S: Clone + std::hash::Hash + Eq,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    drop(family.get_or_create(labels));
+}
+
+/// One link's side of the metrics.
+#[derive(Debug)]
+pub struct LinkMetrics {
+    link: String,
+    f: Families,
+    /// The calendar client's count of token exchanges (a restarted link
+    /// has new clients, so a new count).
+    token_source: Mutex<Option<Arc<AtomicU64>>>,
+    /// How much of it has been added to `hitosync_token_refreshes_total`.
+    token_refreshes_seen: AtomicU64,
+    /// The clients' call counters are observed (once: a restarted link's
+    /// clients count on the same ones).
+    watching: AtomicBool,
+}
+
+impl LinkMetrics {
+    /// Makes the link's series exist, at zero, so that rates and alerts
+    /// see them before the first cycle; `started` is now. Again when the
+    /// link comes back to this daemon after [`LinkMetrics::forget`].
+    pub fn start_series(&self) {
+        let m = self;
+        let f = &m.f;
+        let l = m.labels();
+        for result in ["ok", "failed"] {
+            touch(&f.cycles, &m.result(result));
+            touch(&f.token_refreshes, &m.result(result));
+        }
+        touch(&f.cycle_duration, &l);
+        touch(&f.last_success, &l);
+        f.started
+            .get_or_create(&l)
+            .set(chrono::Utc::now().timestamp());
+        touch(&f.applied, &l);
+        touch(&f.conflicts, &l);
+        touch(&f.parked, &l);
+        touch(&f.parked_oldest, &l);
+        touch(&f.breaker_held, &l);
+        touch(&f.mapped, &l);
+        touch(&f.work_waiting, &l);
+        touch(&f.links_waiting, &l);
+        touch(&f.invitation_hold, &l);
+        touch(&f.reloads, &l);
+        for side in ["google", "hitolink"] {
+            touch(&f.writes, &m.side(side));
+            for cause in ["budget", "server"] {
+                touch(
+                    &f.rate_limit_wait,
+                    &WaitLabels {
+                        link: m.link.clone(),
+                        side,
+                        cause,
                     },
                 );
             }
         }
     }
 
-    /// A link removed from the config: its gauges go.
-    pub fn forget(&self, link: &str) {
-        self.gauges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(link);
+    fn labels(&self) -> LinkLabels {
+        LinkLabels {
+            link: self.link.clone(),
+        }
     }
 
-    /// The Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        metric(
-            "hitosync_cycles_total",
-            "counter",
-            "Reconcile cycles run, by result.",
-            &[
-                ("{result=\"ok\"}", g(&self.cycles_ok)),
-                ("{result=\"failed\"}", g(&self.cycles_failed)),
-            ],
-        );
-        metric(
-            "hitosync_cycle_duration_milliseconds_sum",
-            "counter",
-            "Total time spent in successful cycles.",
-            &[("", g(&self.cycle_seconds_sum_ms))],
-        );
-        metric(
-            "hitosync_last_cycle_duration_milliseconds",
-            "gauge",
-            "Duration of the last successful cycle.",
-            &[("", g(&self.last_cycle_ms))],
-        );
-        metric(
-            "hitosync_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful cycle.",
-            &[("", g(&self.last_success_unix))],
-        );
-        metric(
-            "hitosync_records_applied_total",
-            "counter",
-            "Records whose changes were applied.",
-            &[("", g(&self.applied))],
-        );
-        metric(
-            "hitosync_writes_total",
-            "counter",
-            "Remote writes, by side.",
-            &[
-                ("{side=\"google\"}", g(&self.calendar_writes)),
-                ("{side=\"hitolink\"}", g(&self.hitolink_writes)),
-            ],
-        );
-        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        if !sources.is_empty() {
-            let sum = |f: &dyn Fn(&Sources) -> u64| sources.values().map(f).sum::<u64>();
-            let mut results = vec![];
-            for side in ["google", "hitolink"] {
-                for result in ["ok", "rate_limited", "server_error", "other_error"] {
-                    let v = sum(&|src: &Sources| {
-                        let c = if side == "google" {
-                            &src.google.calls
-                        } else {
-                            &src.hitolink.calls
-                        };
-                        g(match result {
-                            "ok" => &c.ok,
-                            "rate_limited" => &c.rate_limited,
-                            "server_error" => &c.server_error,
-                            _ => &c.other_error,
-                        })
-                    });
-                    results.push((format!("{{side=\"{side}\",result=\"{result}\"}}"), v));
+    fn result(&self, result: &'static str) -> ResultLabels {
+        ResultLabels {
+            link: self.link.clone(),
+            result,
+        }
+    }
+
+    fn side(&self, side: &'static str) -> SideLabels {
+        SideLabels {
+            link: self.link.clone(),
+            side,
+        }
+    }
+
+    /// Hooks the link's clients: every API attempt and pause is recorded
+    /// as it happens. A restarted link's clients count on the old clients'
+    /// counters (the daemon hands them over), which are observed already;
+    /// its token source is new, and is read from now on.
+    pub fn watch(self: &Arc<Self>, link: &Link) {
+        if !self.watching.swap(true, Ordering::SeqCst) {
+            for (side, stats) in [
+                ("google", &link.calendar.counters.calls),
+                ("hitolink", &link.hitolink.counters.calls),
+            ] {
+                let observer = Arc::new(SideObserver {
+                    link: self.link.clone(),
+                    side,
+                    f: self.f.clone(),
+                });
+                if !stats.observe(observer) {
+                    tracing::warn!(
+                        link = %self.link,
+                        side,
+                        "API metrics already go elsewhere; not recorded twice"
+                    );
                 }
             }
-            let results: Vec<(&str, u64)> = results.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-            metric(
-                "hitosync_api_requests_total",
-                "counter",
-                "API requests (each attempt), by side and result.",
-                &results,
-            );
-            metric(
-                "hitosync_api_retries_total",
-                "counter",
-                "Requests retried after rate limits or server errors, by side.",
-                &[
-                    ("{side=\"google\"}", sum(&|s| g(&s.google.calls.retries))),
-                    (
-                        "{side=\"hitolink\"}",
-                        sum(&|s| g(&s.hitolink.calls.retries)),
-                    ),
-                ],
-            );
-            metric(
-                "hitosync_rate_limit_wait_milliseconds_total",
-                "counter",
-                "Time spent waiting for the client's own request budget, by side.",
-                &[
-                    (
-                        "{side=\"google\"}",
-                        sum(&|s| g(&s.google.calls.limiter_wait_ms)),
-                    ),
-                    (
-                        "{side=\"hitolink\"}",
-                        sum(&|s| g(&s.hitolink.calls.limiter_wait_ms)),
-                    ),
-                ],
-            );
-            metric(
-                "hitosync_token_refreshes_total",
-                "counter",
-                "Access tokens obtained from Google's token endpoint.",
-                &[("", sum(&|s| s.token_refreshes.iter().map(|a| g(a)).sum()))],
-            );
         }
-        drop(sources);
-        let (mapped, parked) = {
-            let gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                gauges.values().map(|v| v.0).sum::<u64>(),
-                gauges.values().map(|v| v.1).sum::<u64>(),
-            )
+        self.sync_token_refreshes();
+        let source = link.calendar.tokens().refreshes();
+        let mut current = self.token_source.lock().unwrap_or_else(|p| p.into_inner());
+        if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &source)) {
+            self.token_refreshes_seen
+                .store(source.load(Ordering::Relaxed), Ordering::Relaxed);
+            *current = Some(source);
+        }
+    }
+
+    /// After each cycle the daemon ran: its report, or the engine's error
+    /// when there is one (a cycle stopped at its deadline before it applied
+    /// anything fails without one). Plans (`dry_run`) only move the token
+    /// figures: they sync nothing.
+    pub fn cycle_finished(
+        &self,
+        result: Result<&CycleReport, Option<&EngineError>>,
+        elapsed: Duration,
+        dry_run: bool,
+    ) {
+        self.sync_token_refreshes();
+        if let Err(Some(EngineError::Google(GoogleError::Auth(_)))) = result {
+            self.f
+                .token_refreshes
+                .get_or_create(&self.result("failed"))
+                .inc();
+        }
+        if dry_run {
+            return;
+        }
+        let f = &self.f;
+        let l = self.labels();
+        f.cycle_duration
+            .get_or_create(&l)
+            .observe(elapsed.as_secs_f64());
+        match result {
+            Ok(r) => {
+                f.cycles.get_or_create(&self.result("ok")).inc();
+                f.last_success
+                    .get_or_create(&l)
+                    .set(chrono::Utc::now().timestamp());
+                f.applied.get_or_create(&l).inc_by(r.applied as u64);
+                f.conflicts.get_or_create(&l).inc_by(r.conflicts as u64);
+                f.writes
+                    .get_or_create(&self.side("google"))
+                    .inc_by(r.calendar_writes as u64);
+                f.writes
+                    .get_or_create(&self.side("hitolink"))
+                    .inc_by(r.hitolink_writes as u64);
+            }
+            Err(_) => {
+                f.cycles.get_or_create(&self.result("failed")).inc();
+            }
+        }
+    }
+
+    /// Token exchanges happen inside cycles only (the daemon calls the API
+    /// nowhere else), so catching up at each cycle's end is exact for
+    /// every scrape between cycles.
+    fn sync_token_refreshes(&self) {
+        let source = self
+            .token_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(source) = source {
+            let now = source.load(Ordering::Relaxed);
+            let before = self.token_refreshes_seen.swap(now, Ordering::Relaxed);
+            self.f
+                .token_refreshes
+                .get_or_create(&self.result("ok"))
+                .inc_by(now.saturating_sub(before));
+        }
+    }
+
+    /// Reads the store's whole parked set, the breaker and the mapping
+    /// count (at start, and after every cycle).
+    pub async fn store_changed(&self, store: &dyn StateStore) {
+        let f = &self.f;
+        let l = self.labels();
+        let count = |r: Result<usize, crate::state::StateError>, what: &str| match r {
+            Ok(n) => Some(n as i64),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the {what}");
+                None
+            }
         };
-        metric(
-            "hitosync_conflicts_total",
-            "counter",
-            "Conflicts settled by policy.",
-            &[("", g(&self.conflicts))],
-        );
-        metric(
-            "hitosync_parked_records",
-            "gauge",
-            "Records parked in the last cycle.",
-            &[("", parked)],
-        );
-        metric(
-            "hitosync_mapped_interviews",
-            "gauge",
-            "Interviews with a mapping.",
-            &[("", mapped)],
-        );
-        metric(
-            "hitosync_config_reloads_total",
-            "counter",
-            "Successful config reloads.",
-            &[("", g(&self.reloads))],
-        );
-        out
+        if let Some(n) = count(store.record_count().await, "mapping count") {
+            f.mapped.get_or_create(&l).set(n);
+        }
+        if let Some(n) = count(store.work_count().await, "work set") {
+            f.work_waiting.get_or_create(&l).set(n);
+        }
+        if let Some(n) = count(store.pending_link_count().await, "write-back queue") {
+            f.links_waiting.get_or_create(&l).set(n);
+        }
+        match store.meta::<Option<InvitationHold>>(INVITATION_HOLD).await {
+            Ok(hold) => {
+                let until = hold
+                    .flatten()
+                    .map(|h| h.until.timestamp())
+                    .filter(|t| *t > chrono::Utc::now().timestamp())
+                    .unwrap_or(0);
+                f.invitation_hold.get_or_create(&l).set(until);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot read the invitation hold"),
+        }
+        match store.parked().await {
+            Ok(parked) => {
+                f.parked.get_or_create(&l).set(parked.len() as i64);
+                let oldest = parked
+                    .iter()
+                    .filter(|p| !p.held && !p.waits_for_limit)
+                    .map(|p| p.first_at.timestamp())
+                    .min()
+                    .unwrap_or(0);
+                f.parked_oldest.get_or_create(&l).set(oldest);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot read the parked records"),
+        }
+        match store.meta::<Option<String>>("breaker").await {
+            Ok(held) => {
+                f.breaker_held
+                    .get_or_create(&l)
+                    .set(i64::from(held.flatten().is_some()));
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot read the breaker state"),
+        }
+    }
+
+    /// The link left this daemon (removed from the file, or handed to
+    /// another replica): its gauges go, so that a link that runs elsewhere
+    /// is not counted twice, nor alerted on from here. Counters stay:
+    /// they only ever grow.
+    pub fn forget(&self) {
+        let f = &self.f;
+        let l = self.labels();
+        for g in [
+            &f.parked,
+            &f.parked_oldest,
+            &f.breaker_held,
+            &f.mapped,
+            &f.work_waiting,
+            &f.links_waiting,
+            &f.invitation_hold,
+            &f.last_success,
+            &f.started,
+        ] {
+            g.remove(&l);
+        }
+    }
+
+    pub fn reloaded(&self) {
+        self.f.reloads.get_or_create(&self.labels()).inc();
     }
 }
 
-/// Serves `/metrics` on `addr` in the background.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let m = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
-                    )],
-                    m.render(),
-                )
-            }
-        }),
-    );
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics endpoint stopped");
-        }
-    }))
+/// Records one client's attempts and pauses.
+#[derive(Debug)]
+struct SideObserver {
+    link: String,
+    side: &'static str,
+    f: Families,
 }
+
+impl CallObserver for SideObserver {
+    fn attempt(&self, what: &str, outcome: Outcome, elapsed: Duration) {
+        self.f
+            .requests
+            .get_or_create(&RequestLabels {
+                link: self.link.clone(),
+                side: self.side,
+                endpoint: what.to_string(),
+                result: outcome.as_str(),
+            })
+            .inc();
+        self.f
+            .request_duration
+            .get_or_create(&self.endpoint(what))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn paused(&self, what: &str, pause: Pause, waited: Duration) {
+        let cause = match pause {
+            Pause::Budget => "budget",
+            Pause::Retry(outcome) => {
+                self.f.retries.get_or_create(&self.endpoint(what)).inc();
+                if outcome != Outcome::RateLimited {
+                    return;
+                }
+                "server"
+            }
+        };
+        self.f
+            .rate_limit_wait
+            .get_or_create(&WaitLabels {
+                link: self.link.clone(),
+                side: self.side,
+                cause,
+            })
+            .inc_by(waited.as_secs_f64());
+    }
+}
+
+impl SideObserver {
+    fn endpoint(&self, what: &str) -> EndpointLabels {
+        EndpointLabels {
+            link: self.link.clone(),
+            side: self.side,
+            endpoint: what.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -170,7 +170,7 @@ pub async fn run_until(
         return Err(DaemonError::Links(failures.join("; ")));
     }
 
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new());
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Envelope>(16);
     let control_task = control::serve(&file.daemon.control_socket, ctl_tx).await?;
     if let Some(addr) = &file.daemon.metrics_listen {
@@ -194,6 +194,7 @@ pub async fn run_until(
     let env = Env {
         backend: backend.clone(),
         metrics: metrics.clone(),
+        meters: Default::default(),
         notifier: notifier.clone(),
         stop: stop.clone(),
     };
@@ -470,9 +471,8 @@ impl Supervisor {
                 }
             }
             LeaseEvent::Lost { link } => {
-                if let Some(slot) = self.table.get_mut(&link) {
-                    links::cancel(slot);
-                }
+                let task = self.table.get_mut(&link).and_then(links::cancel);
+                self.env.forget_metrics(&link, task);
             }
             LeaseEvent::Shed { link } => {
                 let task = self.table.get_mut(&link).and_then(links::retire);
@@ -480,10 +480,18 @@ impl Supervisor {
                     slot.lease = None;
                 }
                 let released = self.released.clone();
+                let (ended_tx, ended) = oneshot::channel::<()>();
+                self.env.forget_metrics(
+                    &link,
+                    Some(tokio::spawn(async move {
+                        let _ = ended.await;
+                    })),
+                );
                 tokio::spawn(async move {
                     if let Some(t) = task {
                         let _ = t.await;
                     }
+                    let _ = ended_tx.send(());
                     let _ = released.send(link).await;
                 });
             }

@@ -2,8 +2,6 @@
 //! removed ones stop after their cycle in flight, changed ones restart
 //! alone; the others run on untouched.
 
-use std::sync::atomic::Ordering;
-
 use tracing::{error, info, warn};
 
 use super::Supervisor;
@@ -76,17 +74,24 @@ impl Supervisor {
         for name in diff.removed {
             if let Some(mut slot) = self.table.remove(&name) {
                 let task = links::retire(&mut slot);
-                self.env.metrics.forget(&name);
                 info!(link = %name, "link removed: it stops after its cycle in flight");
-                if leased && slot.lease.is_some() {
-                    let released = self.released.clone();
-                    tokio::spawn(async move {
-                        if let Some(t) = task {
-                            let _ = t.await;
-                        }
+                let (ended_tx, ended) = tokio::sync::oneshot::channel::<()>();
+                self.env.forget_metrics(
+                    &name,
+                    Some(tokio::spawn(async move {
+                        let _ = ended.await;
+                    })),
+                );
+                let release = (leased && slot.lease.is_some()).then(|| self.released.clone());
+                tokio::spawn(async move {
+                    if let Some(t) = task {
+                        let _ = t.await;
+                    }
+                    let _ = ended_tx.send(());
+                    if let Some(released) = release {
                         let _ = released.send(name).await;
-                    });
-                }
+                    }
+                });
             }
         }
         for c in diff.added {
@@ -142,7 +147,7 @@ impl Supervisor {
                 .await;
         }
         self.file = new;
-        self.env.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        self.env.reloaded();
         info!(config = %self.config_path.display(), "config reloaded");
     }
 }

@@ -19,7 +19,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::backend::BackendSlot;
 use super::control::Answer;
 use super::fence::{FencedCalendar, FencedHitolink};
-use super::metrics::Metrics;
+use super::metrics::LinkMetrics;
 use super::systemd::Notifier;
 use crate::engine::{CycleOptions, CycleReport, Engine, EngineError};
 use crate::google::GoogleError;
@@ -86,7 +86,7 @@ pub struct Worker {
     /// write presents its token and every remote write checks its clock.
     pub lease: Option<Arc<Lease>>,
     pub shared: Arc<Shared>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<LinkMetrics>,
     pub notifier: Arc<Notifier>,
     /// Fired on SIGTERM/SIGINT, or when the link's lease is lost: ends the
     /// cycle under way (the record in flight is finished).
@@ -224,7 +224,7 @@ impl Worker {
         backend: Arc<BackendSlot>,
         lease: Option<Arc<Lease>>,
         shared: Arc<Shared>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<LinkMetrics>,
         notifier: Arc<Notifier>,
         shutdown: CancellationToken,
         retire: CancellationToken,
@@ -255,6 +255,10 @@ impl Worker {
     }
 
     async fn run_inner(mut self, mut commands: mpsc::Receiver<Command>) {
+        // the gauges read the store before the first cycle
+        if let Ok(store) = self.open_store().await {
+            self.metrics.store_changed(store.as_ref()).await;
+        }
         loop {
             let now = Utc::now();
             let next = self.next_tick(now);
@@ -326,6 +330,8 @@ impl Worker {
                 let text = format!("the store cannot be opened: {e}");
                 self.set_store_error(Some(text.clone()));
                 if !opts.dry_run {
+                    self.metrics
+                        .cycle_finished(Err(None), Duration::ZERO, false);
                     self.failed(text.clone(), None, false).await;
                 }
                 return Answer {
@@ -352,6 +358,21 @@ impl Worker {
         .await;
         self.set_running(None);
         let failure = outcome.failure(deadline);
+        let elapsed = (Utc::now() - started).to_std().unwrap_or_default();
+        match (&outcome.result, &failure) {
+            // a shutdown cut it short: neither a success nor a failure
+            (Err(_), None) => {}
+            (Ok(report), None) => {
+                self.metrics
+                    .cycle_finished(Ok(report), elapsed, opts.dry_run || outcome.shut_down)
+            }
+            (result, Some(_)) => self.metrics.cycle_finished(
+                Err(result.as_ref().err()),
+                elapsed,
+                opts.dry_run || outcome.shut_down,
+            ),
+        }
+        self.metrics.store_changed(store.as_ref()).await;
         let answer = match (&outcome.result, &failure) {
             (Ok(report), None) => {
                 if !opts.dry_run && !outcome.shut_down {
@@ -435,7 +456,6 @@ impl Worker {
             warn!(error = %e, "cannot save the cycle's health in the store");
         }
         let mapped = store.record_count().await.unwrap_or(0);
-        self.metrics.record(&self.name, report, mapped);
         self.notifier.status(&format!(
             "link {}: last cycle {}: {} applied, {} parked; {} interviews mapped",
             self.name,
@@ -458,7 +478,6 @@ impl Worker {
         };
         self.retry_at = (!progressed)
             .then(|| Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-        self.metrics.cycles_failed.fetch_add(1, Ordering::Relaxed);
         let health = {
             let mut h = self.shared.health.lock().unwrap_or_else(|p| p.into_inner());
             h.failed(text.clone(), Utc::now());

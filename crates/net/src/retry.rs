@@ -4,7 +4,7 @@
 //! wait between zero and the capped exponential) spreads retries of many
 //! workers apart, which matters when a shared quota is what failed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rand::Rng;
@@ -126,29 +126,87 @@ pub trait Retryable: std::fmt::Display {
     fn interrupted(why: Interrupted) -> Self;
 }
 
-/// What one client's calls came to, for metrics: every attempt is counted
-/// once by its result.
+/// How one attempt ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    /// A rate-limit answer (429, or Google's 403 rate-limit reasons).
+    RateLimited,
+    /// Worth a retry: 5xx, a timeout, a broken connection.
+    ServerError,
+    /// Anything else the caller has to deal with (4xx, a bad answer).
+    OtherError,
+}
+
+impl Outcome {
+    fn of<T, E: Retryable>(result: &Result<T, E>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) if e.is_rate_limit() => Outcome::RateLimited,
+            Err(e) if e.is_retryable() => Outcome::ServerError,
+            Err(_) => Outcome::OtherError,
+        }
+    }
+
+    /// The label value metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::ServerError => "server_error",
+            Outcome::OtherError => "other_error",
+        }
+    }
+}
+
+/// Why a call paused before an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pause {
+    /// Waiting for the client's own request budget (the rate limiter).
+    Budget,
+    /// Backing off before a retry of an attempt that ended this way.
+    Retry(Outcome),
+}
+
+/// Sees every attempt and every pause of a client's calls. The daemon's
+/// metrics implement it; the network crate stays free of any metrics
+/// library, and a client without an observer pays nothing.
+pub trait CallObserver: std::fmt::Debug + Send + Sync {
+    /// One attempt at `what` (an endpoint name like `events.list`) took
+    /// `elapsed`, the request alone, and ended in `outcome`.
+    fn attempt(&self, what: &str, outcome: Outcome, elapsed: Duration);
+    /// A pause of `waited` before an attempt at `what`.
+    fn paused(&self, what: &str, pause: Pause, waited: Duration);
+}
+
+/// One client's hook for metrics, set once by whoever watches the client
+/// (the daemon); shared across config reloads with the client's counters.
 #[derive(Debug, Default)]
 pub struct CallStats {
-    pub ok: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub server_error: AtomicU64,
-    pub other_error: AtomicU64,
-    pub retries: AtomicU64,
-    /// Time spent waiting for the client's own request budget.
-    pub limiter_wait_ms: AtomicU64,
+    observer: OnceLock<Arc<dyn CallObserver>>,
 }
 
 impl CallStats {
-    fn count<E: Retryable>(&self, e: &E) {
-        let bucket = if e.is_rate_limit() {
-            &self.rate_limited
-        } else if e.is_retryable() {
-            &self.server_error
-        } else {
-            &self.other_error
-        };
-        bucket.fetch_add(1, Ordering::Relaxed);
+    /// Reports every attempt and pause to `observer` from now on. Returns
+    /// false, changing nothing, when an observer is already set.
+    pub fn observe(&self, observer: Arc<dyn CallObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    fn attempt(&self, what: &str, outcome: Outcome, elapsed: Duration) {
+        if let Some(o) = self.observer.get() {
+            o.attempt(what, outcome, elapsed);
+        }
+    }
+
+    fn paused(&self, what: &str, pause: Pause, waited: Duration) {
+        // A budget with room to spare is no wait; a retry is worth
+        // reporting even when its backoff is zero (tests).
+        if let Some(o) = self.observer.get()
+            && (!waited.is_zero() || pause != Pause::Budget)
+        {
+            o.paused(what, pause, waited);
+        }
     }
 }
 
@@ -181,9 +239,8 @@ where
             _ = bounds.cancel.cancelled() => return Err(stopped()),
             w = limiter.acquire() => w,
         };
-        stats
-            .limiter_wait_ms
-            .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+        stats.paused(what, Pause::Budget, waited);
+        let sent = Instant::now();
         let result = match in_flight {
             InFlight::Finish => op().await,
             InFlight::Abandon => tokio::select! {
@@ -192,13 +249,8 @@ where
                 r = op() => r,
             },
         };
-        match &result {
-            Ok(_) => stats.ok.fetch_add(1, Ordering::Relaxed),
-            Err(e) => {
-                stats.count(e);
-                0
-            }
-        };
+        let outcome = Outcome::of(&result);
+        stats.attempt(what, outcome, sent.elapsed());
         let e = match result {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -236,12 +288,12 @@ where
             }));
         }
         tracing::warn!(call = what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "API call failed, retrying");
-        stats.retries.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             biased;
             _ = bounds.cancel.cancelled() => return Err(stopped()),
             _ = tokio::time::sleep(wait) => {}
         }
+        stats.paused(what, Pause::Retry(outcome), wait);
         attempt += 1;
     }
 }
@@ -344,7 +396,7 @@ mod tests {
             "t",
             InFlight::Abandon,
             || {
-                let n = calls.fetch_add(1, Ordering::SeqCst);
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
                     if n == 0 {
                         Err(Flaky::After(120))
@@ -452,11 +504,29 @@ mod tests {
         assert!(start.elapsed() <= Duration::from_secs(100));
     }
 
+    /// Remembers what it was told.
+    #[derive(Debug, Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+    impl CallObserver for Seen {
+        fn attempt(&self, what: &str, outcome: Outcome, _elapsed: Duration) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{what} {}", outcome.as_str()));
+        }
+        fn paused(&self, what: &str, pause: Pause, _waited: Duration) {
+            self.0.lock().unwrap().push(format!("{what} {pause:?}"));
+        }
+    }
+
     #[tokio::test]
-    async fn every_attempt_is_counted_by_result() {
+    async fn every_attempt_and_retry_is_reported() {
         let limiter = limiter();
         let bounds = Bounds::default();
         let stats = CallStats::default();
+        let seen = Arc::new(Seen::default());
+        assert!(stats.observe(seen.clone()));
+        assert!(!stats.observe(seen.clone()), "a second observer was taken");
         let answers = std::sync::Mutex::new(vec![Ok(()), Err(St(500)), Err(St(429))]);
         let r: Result<(), Flaky> = with_retries(
             &limiter,
@@ -472,28 +542,50 @@ mod tests {
         )
         .await;
         assert!(r.is_ok());
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        assert_eq!(
-            (
-                get(&stats.ok),
-                get(&stats.rate_limited),
-                get(&stats.server_error),
-                get(&stats.retries)
-            ),
-            (1, 1, 1, 2)
-        );
         // a client error is not retried
         let r: Result<(), Flaky> = with_retries(
             &limiter,
             &Backoff::immediate(5),
             &bounds,
             &stats,
-            "t",
+            "u",
             InFlight::Abandon,
             || async { Err(St(404)) },
         )
         .await;
         assert!(r.is_err());
-        assert_eq!((get(&stats.other_error), get(&stats.retries)), (1, 2));
+        // the budget had room: no budget pause is reported
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [
+                "t rate_limited",
+                "t Retry(RateLimited)",
+                "t server_error",
+                "t Retry(ServerError)",
+                "t ok",
+                "u other_error",
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_on_the_budget_is_reported() {
+        let limiter = crate::ratelimit::RateLimiter::new(60, 1); // one a second
+        let stats = CallStats::default();
+        let seen = Arc::new(Seen::default());
+        stats.observe(seen.clone());
+        for _ in 0..2 {
+            let _: Result<(), Flaky> = with_retries(
+                &limiter,
+                &Backoff::immediate(1),
+                &Bounds::default(),
+                &stats,
+                "t",
+                InFlight::Abandon,
+                || async { Ok(()) },
+            )
+            .await;
+        }
+        assert_eq!(*seen.0.lock().unwrap(), ["t ok", "t Budget", "t ok"]);
     }
 }

@@ -463,6 +463,7 @@ impl StateStore for PgStore {
             first_at: old.map(|p| p.first_at).unwrap_or(now),
             next_retry: until.unwrap_or(now + park_wait(attempts)),
             held,
+            waits_for_limit: until.is_some(),
         };
         let body = text(&encode(&p)?);
         tx.execute(

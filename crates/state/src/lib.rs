@@ -176,6 +176,11 @@ pub struct Parked {
     /// `--allow-mass-delete`.
     #[serde(default)]
     pub held: bool,
+    /// Waiting for a limit to lift at `next_retry` (Google's invitation
+    /// limit), not failing: alerts on records stuck for hours leave these
+    /// out, an alert of their own covers the limit.
+    #[serde(default)]
+    pub waits_for_limit: bool,
 }
 
 /// An event reported instead of written: a look-alike of a managed event,

@@ -212,10 +212,10 @@ pub(super) fn default_horizon(master: &Map<String, Value>, now: DateTime<Utc>) -
 /// Splits an instance id into the master's id and the start it encodes.
 pub(super) fn parse_instance_id(id: &str) -> Option<(&str, OccStart)> {
     let (master, stamp) = id.rsplit_once('_')?;
-    if let Ok(d) = NaiveDate::parse_from_str(stamp, "%Y%m%d") {
-        if stamp.len() == 8 {
-            return Some((master, OccStart::Date(d)));
-        }
+    if let Ok(d) = NaiveDate::parse_from_str(stamp, "%Y%m%d")
+        && stamp.len() == 8
+    {
+        return Some((master, OccStart::Date(d)));
     }
     let t = stamp.strip_suffix('Z')?;
     let t = NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S").ok()?;

@@ -141,6 +141,7 @@ impl Store {
             first_at: old.map(|p| p.first_at).unwrap_or(now),
             next_retry: until.unwrap_or(now + park_wait(attempts)),
             held,
+            waits_for_limit: until.is_some(),
         };
         // Parked work is read afresh when it comes due.
         self.parked.insert(key.db_key(), encode(&p)?)?;
