@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::daemon::{Daemon, NEVER, eventually};
+use common::daemon::{Daemon, HANG, NEVER, eventually};
 use common::links::{Links, run};
 
 fn synced(l: &Links, i: usize, id: &str) -> bool {
@@ -259,4 +259,71 @@ async fn doctor_checks_every_link_and_plan_takes_one() {
         "only the link named: {out}"
     );
     assert!(l.event_of(0, &id).is_empty(), "a plan writes nothing");
+}
+
+/// `GET /metrics` over plain HTTP/1.0: the body.
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Every series carries its link's name; a link removed in a reload loses
+/// its gauges (it runs nowhere here), its counters stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_labelled_per_link_and_a_removed_link_loses_its_gauges() {
+    let l = Links::start(2).await;
+    let port = {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let daemon = format!("{NEVER}\nmetrics_listen = \"127.0.0.1:{port}\"");
+    let config = l.write_config("hitosync.toml", &daemon, &[0, 1], "");
+    let ids: Vec<String> = (0..2).map(|i| l.schedule(i, 3 + i as u32, 9)).collect();
+    let mut d = Daemon::spawn_config(&config, &[]);
+    d.wait_log("daemon started").await;
+    let (code, out, err) = run(&config, &["sync", "--link", "link-1"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(synced(&l, 1, &ids[1]));
+    let text = scrape(port).await;
+    let ok = |link: &str| format!("hitosync_cycles_total{{link=\"{link}\",result=\"ok\"}}");
+    let mapped = |link: &str| format!("hitosync_mapped_interviews{{link=\"{link}\"}}");
+    assert_eq!(sample(&text, &ok("link-1")), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &ok("link-0")), Some(0.0), "{text}");
+    assert_eq!(sample(&text, &mapped("link-1")), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &mapped("link-0")), Some(0.0), "{text}");
+
+    let one = l.write_config("hitosync.toml", &daemon, &[0], "");
+    assert_eq!(one, config);
+    d.signal(1);
+    d.wait_log("config reloaded").await;
+    let deadline = std::time::Instant::now() + HANG;
+    let text = loop {
+        let text = scrape(port).await;
+        if sample(&text, &mapped("link-1")).is_none() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "link-1's gauges stay: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(sample(&text, &ok("link-1")), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &mapped("link-0")), Some(0.0), "{text}");
+    assert_eq!(d.stop().await, 0);
 }
