@@ -9,20 +9,17 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::daemon::{
-    self,
-    control::{self, Request},
-};
+use crate::config::{Config, ConfigFile, DEFAULT_CONFIG_PATH};
+use crate::daemon::backend::Backend;
+use crate::daemon::{self, control::Request};
 #[cfg(feature = "emulators")]
 use crate::emulator;
-use crate::engine::{CycleOptions, CycleReport, EngineError};
-use crate::google::GoogleError;
-use crate::hitolink::HitolinkError;
-use crate::link::Link;
 use crate::logging::{self, LogFormat};
-use crate::state::{StateError, Store};
+use crate::state::StateError;
 use crate::status;
+
+mod cycles;
+use cycles::{plan_command, sync_command, through_daemon};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +57,9 @@ pub enum Command {
         /// Apply cancellations even when the mass-deletion breaker would hold them.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Only this link (default: every link).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
     /// What one cycle would do, per record; changes nothing anywhere.
     Plan {
@@ -67,11 +67,17 @@ pub enum Command {
         full: bool,
         #[arg(long)]
         json: bool,
+        /// Only this link (default: every link).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
-    /// Counts, last cycle, cursors' age, pending operations, conflicts, failing records.
+    /// Counts, last cycle, cursors' age, pending operations, conflicts, failing records, leases.
     Status {
         #[arg(long)]
         json: bool,
+        /// Only this link (default: every link).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
     /// One interview's mapping, last agreed state and history of decisions.
     Inspect {
@@ -79,6 +85,9 @@ pub enum Command {
         id: String,
         #[arg(long)]
         json: bool,
+        /// The link the interview belongs to (needed when the file has several).
+        #[arg(long, value_name = "NAME")]
+        link: Option<String>,
     },
     #[cfg(feature = "emulators")]
     /// Measures cycles against the emulators over loopback and prints the figures (docs/performance.md).
@@ -104,6 +113,15 @@ pub enum Command {
         /// How much faster than real time the quota's minute runs.
         #[arg(long, default_value_t = 20.0)]
         time_scale: f64,
+        /// Instead of the tables above: this many links on one daemon.
+        #[arg(long, default_value_t = 0)]
+        links: usize,
+        /// Interviews per link with --links.
+        #[arg(long, default_value_t = 1_000)]
+        per_link: usize,
+        /// With --links: the same on this PostgreSQL database, then a takeover.
+        #[arg(long, value_name = "URL")]
+        postgres_url: Option<String>,
     },
     /// Checks every step of the setup guide and says which one is wrong and how to mend it.
     Doctor {
@@ -227,157 +245,80 @@ fn run_error(e: impl Into<anyhow::Error>) -> Failure {
     }
 }
 
-fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
-    Config::load(path).map_err(setup_error)
+fn load_config(path: &std::path::Path) -> Result<ConfigFile, Failure> {
+    ConfigFile::load(path).map_err(setup_error)
 }
 
-fn open_store(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.daemon.state_dir).map_err(|e| match e {
+fn state_failure(e: StateError) -> Failure {
+    match e {
         StateError::Open { .. }
         | StateError::NotAStore { .. }
         | StateError::UnfinishedSnapshot { .. }
-        | StateError::Schema { .. } => setup_error(e),
+        | StateError::Schema { .. }
+        | StateError::Database { .. }
+        | StateError::DatabaseSchema { .. } => setup_error(e),
         other => run_error(other),
-    })
-}
-
-/// Fires on SIGINT or SIGTERM: a one-shot cycle stops like the daemon's.
-fn stop_on_signals() -> crate::retry::CancellationToken {
-    let token = crate::retry::CancellationToken::new();
-    let fire = token.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        fire.cancel();
-    });
-    token
-}
-
-/// One cycle outside the daemon, bounded like the daemon's
-/// (`daemon.cycle_deadline_secs`, SIGINT/SIGTERM); its outcome is kept in
-/// the store for `status`.
-async fn run_cycle(config: &Config, opts: CycleOptions) -> Result<CycleReport, Failure> {
-    let mut link = Link::connect(config).await.map_err(setup_error)?;
-    let store = open_store(config)?;
-    let stop = stop_on_signals();
-    let deadline = config.daemon.cycle_deadline();
-    let outcome = daemon::worker::bounded_cycle(&mut link, &store, &opts, deadline, &stop).await;
-    let failure = outcome.failure(deadline);
-    if !opts.dry_run {
-        let mut health = status::Health::load(&store);
-        match &failure {
-            None if !outcome.shut_down => health.succeeded(chrono::Utc::now()),
-            None => {}
-            Some(text) => health.failed(text.clone(), chrono::Utc::now()),
-        }
-        // the cycle's own error says more than a failed bookkeeping write
-        let _ = health.save(&store);
-    }
-    match (outcome.result, failure) {
-        (Ok(report), None) => Ok(report),
-        (Ok(report), Some(text)) => {
-            print!("{}", status::render_cycle(&report).0);
-            Err(run_error(anyhow::anyhow!(text)))
-        }
-        (Err(_), Some(text)) if outcome.deadline_hit => Err(run_error(anyhow::anyhow!(text))),
-        (Err(e), _) => Err(match e {
-            EngineError::Google(
-                GoogleError::Auth(_)
-                | GoogleError::ApiDisabled { .. }
-                | GoogleError::Forbidden { .. }
-                | GoogleError::CalendarNotFound { .. },
-            ) => setup_error(e),
-            EngineError::Hitolink(HitolinkError::Unauthorized) => setup_error(e),
-            other => run_error(other),
-        }),
     }
 }
 
-/// Sends `req` to a running daemon; `None` when none listens.
-async fn through_daemon(config: &Config, req: Request) -> Result<Option<ExitCode>, Failure> {
-    match control::request(&config.daemon.control_socket, &req)
-        .await
-        .map_err(run_error)?
-    {
-        Some(answer) => {
-            print!("{}", answer.output);
-            Ok(Some(ExitCode::from(answer.exit_code)))
-        }
-        None => Ok(None),
-    }
+async fn open_backend(file: &ConfigFile) -> Result<Backend, Failure> {
+    Backend::open(file).await.map_err(state_failure)
 }
 
-async fn sync_command(
+/// The links a command serves: `--link NAME`, or all of them.
+fn selected<'a>(file: &'a ConfigFile, link: Option<&str>) -> Result<Vec<&'a Config>, Failure> {
+    file.select(link).map_err(setup_error)
+}
+
+async fn status_command(
     config_path: &std::path::Path,
-    full: bool,
-    allow_mass_delete: bool,
+    json: bool,
+    link: Option<String>,
 ) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
+    let file = load_config(config_path)?;
+    let links = selected(&file, link.as_deref())?;
     if let Some(code) = through_daemon(
-        &config,
-        Request::Sync {
-            full,
-            allow_mass_delete,
+        &file,
+        Request::Status {
+            json,
+            link: link.clone(),
         },
     )
     .await?
     {
         return Ok(code);
     }
-    let report = run_cycle(
-        &config,
-        CycleOptions {
-            full,
-            allow_mass_delete,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let (output, code) = status::render_cycle(&report);
-    print!("{output}");
-    Ok(ExitCode::from(code))
-}
-
-async fn plan_command(
-    config_path: &std::path::Path,
-    full: bool,
-    json: bool,
-) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
-    if let Some(code) = through_daemon(&config, Request::Plan { full, json }).await? {
-        return Ok(code);
+    let backend = open_backend(&file).await?;
+    let leases = backend
+        .leases(file.state.lease())
+        .await
+        .map_err(run_error)?;
+    let now = chrono::Utc::now();
+    let mut views = vec![];
+    for c in links {
+        let store = backend.store(&c.link, None).map_err(state_failure)?;
+        let mut view = status::StatusView::read(store.as_ref(), now)
+            .await
+            .map_err(run_error)?;
+        if let Some(l) = &leases {
+            view.lease = l
+                .leases
+                .iter()
+                .find(|r| r.link == c.link)
+                .map(|r| status::LeaseView {
+                    owner: r.owner.clone(),
+                    expires_at: r.expires_at,
+                    token: r.token,
+                    expired: r.expired,
+                    this_replica: false,
+                });
+        }
+        views.push(view);
     }
-    let report = run_cycle(
-        &config,
-        CycleOptions {
-            full,
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await?;
-    print!("{}", status::render_plan(&report, json));
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn status_command(config_path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
-    if let Some(code) = through_daemon(&config, Request::Status { json }).await? {
-        return Ok(code);
-    }
-    let store = open_store(&config)?;
     print!(
         "{}",
-        status::status_output(&store, json).map_err(run_error)?
+        status::render_many(&views, leases.as_ref().map(|l| l.replicas.as_slice()), json)
+            .map_err(run_error)?
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -386,21 +327,35 @@ async fn inspect_command(
     config_path: &std::path::Path,
     id: &str,
     json: bool,
+    link: Option<String>,
 ) -> Result<ExitCode, Failure> {
-    let config = load_config(config_path)?;
+    let file = load_config(config_path)?;
+    let links = selected(&file, link.as_deref())?;
+    if links.len() > 1 {
+        return Err(setup_error(anyhow::anyhow!(
+            "{} configures {} links ({}): name the interview's link with --link NAME",
+            config_path.display(),
+            links.len(),
+            file.names().join(", ")
+        )));
+    }
     if let Some(code) = through_daemon(
-        &config,
+        &file,
         Request::Inspect {
             id: id.to_string(),
             json,
+            link: link.clone(),
         },
     )
     .await?
     {
         return Ok(code);
     }
-    let store = open_store(&config)?;
-    let (output, code) = status::inspect_output(&store, id, json).map_err(run_error)?;
+    let backend = open_backend(&file).await?;
+    let store = backend.store(&links[0].link, None).map_err(state_failure)?;
+    let (output, code) = status::inspect_output(store.as_ref(), id, json)
+        .await
+        .map_err(run_error)?;
     print!("{output}");
     Ok(ExitCode::from(code))
 }
@@ -442,8 +397,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync {
             full,
             allow_mass_delete,
-        } => sync_command(&cli.config, full, allow_mass_delete).await,
-        Command::Plan { full, json } => plan_command(&cli.config, full, json).await,
+            link,
+        } => sync_command(&cli.config, full, allow_mass_delete, link).await,
+        Command::Plan { full, json, link } => plan_command(&cli.config, full, json, link).await,
         Command::Run => run_command(&cli.config).await,
         #[cfg(feature = "emulators")]
         Command::Bench {
@@ -454,6 +410,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             memory_import,
             quota_per_minute,
             time_scale,
+            links,
+            per_link,
+            postgres_url,
         } => {
             let opts = crate::bench::BenchOptions {
                 sizes,
@@ -464,10 +423,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 quota_per_minute,
                 time_scale,
             };
-            crate::bench::run(&opts)
-                .await
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(run_error)
+            let ran = if links > 0 {
+                crate::bench::run_links(links, per_link, postgres_url.as_deref()).await
+            } else {
+                crate::bench::run(&opts).await
+            };
+            ran.map(|()| ExitCode::SUCCESS).map_err(run_error)
         }
         Command::Doctor { json, write_test } => doctor_command(&cli.config, json, write_test).await,
         #[cfg(feature = "emulators")]
@@ -475,8 +436,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => Err(run_error(e)),
         },
-        Command::Status { json } => status_command(&cli.config, json).await,
-        Command::Inspect { id, json } => inspect_command(&cli.config, &id, json).await,
+        Command::Status { json, link } => status_command(&cli.config, json, link).await,
+        Command::Inspect { id, json, link } => inspect_command(&cli.config, &id, json, link).await,
         #[cfg(feature = "emulators")]
         Command::Emulate(e) => emulate(e).await,
         Command::Generate(what) => generate(what),

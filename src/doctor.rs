@@ -7,13 +7,16 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{CALENDAR_SCOPE, Config};
+use crate::config::{CALENDAR_SCOPE, Config, ConfigFile, Form};
 use crate::google::{
     AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount,
 };
 use crate::hitolink::{HitolinkClient, HitolinkError, SetupError as HlSetupError, TokenError};
 use crate::model::EventStatus;
 use crate::reconcile::{EventChange, EventDraft, Notify};
+
+mod state;
+use state::state_check;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,6 +29,9 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The link checked, when the file has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     /// The setup guide's step, as the guide names it.
     pub step: &'static str,
     pub what: &'static str,
@@ -38,6 +44,7 @@ pub struct Check {
 impl Check {
     fn ok(step: &'static str, what: &'static str, detail: impl Into<String>) -> Check {
         Check {
+            link: None,
             step,
             what,
             outcome: Outcome::Ok,
@@ -54,6 +61,7 @@ impl Check {
         en: &str,
     ) -> Check {
         Check {
+            link: None,
             step,
             what,
             outcome: Outcome::Failed,
@@ -64,6 +72,7 @@ impl Check {
     }
     fn skipped(step: &'static str, what: &'static str, why: &str) -> Check {
         Check {
+            link: None,
             step,
             what,
             outcome: Outcome::Skipped,
@@ -83,11 +92,11 @@ const STEP_DELEGATION: &str = "2. API承認設定";
 const STEP_CLOCK: &str = "サーバーの時計 (clock)";
 const STEP_HITOLINK: &str = "HITO-Link 接続 (HITO-Link API)";
 
-/// Runs every check it can. `write_test` also inserts and removes a private
-/// probe event (notifying nobody).
+/// Runs every check it can, for every link of the file. `write_test`
+/// also inserts and removes a private probe event (notifying nobody).
 pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
     let mut checks = vec![];
-    let config = match Config::load(config_path) {
+    let file = match ConfigFile::load(config_path) {
         Ok(c) => {
             checks.push(Check::ok(
                 STEP_CONFIG,
@@ -107,10 +116,26 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
             return checks;
         }
     };
-    checks.push(state_dir(&config));
+    checks.push(state_check(&file).await);
+    for config in &file.links {
+        let mut mine = link_checks(config, write_test).await;
+        if file.form == Form::Many {
+            for c in &mut mine {
+                c.link = Some(config.link.clone());
+            }
+        }
+        checks.extend(mine);
+    }
+    checks
+}
+
+/// The setup guide's steps for one link: its key, its service account,
+/// the clock, delegation, its calendar, and its HITO-Link tenant.
+async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
+    let mut checks = vec![];
 
     // 1-③ the key
-    let account = match ServiceAccount::from_config(&config) {
+    let account = match ServiceAccount::from_config(config) {
         Ok(a) => {
             checks.push(Check::ok(
                 STEP_KEY,
@@ -141,7 +166,7 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
     }
     // 1-⑤ the organizer: its shape was checked with the config; whether it
     // is a real user (not a group) only the token exchange tells.
-    checks.push(clock(&config).await);
+    checks.push(clock(config).await);
 
     let Some(account) = account else {
         for (step, what) in [
@@ -151,10 +176,10 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
         ] {
             checks.push(Check::skipped(step, what, "needs a usable key (1-③)"));
         }
-        checks.push(hitolink(&config).await);
+        checks.push(hitolink(config).await);
         return checks;
     };
-    let mut opts = ClientOptions::from_config(&config);
+    let mut opts = ClientOptions::from_config(config);
     opts.backoff = crate::retry::Backoff::immediate(2);
     opts.page_size = 1;
     let calendar = match CalendarClient::new(&account, opts).await {
@@ -167,7 +192,7 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
                 "新しい P12 鍵を作成し直してください(1-③)。",
                 "Create a new P12 key (step 1-③).",
             ));
-            checks.push(hitolink(&config).await);
+            checks.push(hitolink(config).await);
             return checks;
         }
     };
@@ -189,7 +214,7 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
             true
         }
         Err(e) => {
-            checks.push(auth_failure(&e, &config));
+            checks.push(auth_failure(&e, config));
             false
         }
     };
@@ -219,7 +244,7 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
                     ));
                 }
             }
-            Err(e) => checks.push(calendar_failure(&e, &config)),
+            Err(e) => checks.push(calendar_failure(&e, config)),
         }
     } else {
         checks.push(Check::skipped(
@@ -228,30 +253,8 @@ pub async fn run(config_path: &Path, write_test: bool) -> Vec<Check> {
             "needs a token (2. API承認設定)",
         ));
     }
-    checks.push(hitolink(&config).await);
+    checks.push(hitolink(config).await);
     checks
-}
-
-fn state_dir(config: &Config) -> Check {
-    let dir = &config.daemon.state_dir;
-    let probe = dir.join(".hitosync-doctor-probe");
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b"probe"))
-        .and_then(|_| std::fs::remove_file(&probe));
-    match result {
-        Ok(()) => Check::ok(
-            STEP_CONFIG,
-            "state dir",
-            format!("{} is writable", dir.display()),
-        ),
-        Err(e) => Check::failed(
-            STEP_CONFIG,
-            "state dir",
-            format!("{}: {e}", dir.display()),
-            "daemon.state_dir を hitosync の実行ユーザーが書き込めるディレクトリにしてください(systemd では StateDirectory が用意します)。",
-            "Point daemon.state_dir at a folder hitosync's user can write (under systemd, StateDirectory provides one).",
-        ),
-    }
 }
 
 fn key_failure(e: &KeyError) -> Check {
@@ -546,7 +549,15 @@ pub fn render(checks: &[Check]) -> String {
             Outcome::Failed => "[NG]  ",
             Outcome::Skipped => "[--]  ",
         };
-        out.push_str(&format!("{mark}{} / {}: {}\n", c.step, c.what, c.detail));
+        let link = c
+            .link
+            .as_deref()
+            .map(|l| format!("link {l}: "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{mark}{link}{} / {}: {}\n",
+            c.step, c.what, c.detail
+        ));
         if let Some(ja) = &c.fix_ja {
             out.push_str(&format!("      対処: {ja}\n"));
         }

@@ -19,6 +19,7 @@ pub use hitosync_google as google;
 pub use hitosync_hitolink as hitolink;
 pub use hitosync_net::{http, private_file, ratelimit, retry};
 pub use hitosync_state as state;
+pub use hitosync_state_postgres as state_pg;
 
 #[cfg(feature = "emulators")]
 pub use hitosync_emulator as emulator;

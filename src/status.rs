@@ -4,8 +4,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{CycleReport, PlanItem};
-use crate::reconcile::{Case, LinkHalf};
-use crate::state::{ConflictEntry, Intent, Parked, Record, Report, Side, StateError, Store};
+
+mod inspect;
+use crate::reconcile::Case;
+use crate::state::{
+    ConflictEntry, Intent, Parked, Report, Side, StateError, StateStore, StateStoreExt,
+};
+pub use inspect::{InspectView, inspect_output};
 
 /// How the cycles have been going: kept in the store's meta (so `status`
 /// shows it without a daemon) and, in the daemon, in memory too (so it
@@ -24,12 +29,17 @@ pub struct Health {
 const HEALTH_KEY: &str = "health";
 
 impl Health {
-    pub fn load(store: &Store) -> Health {
-        store.meta(HEALTH_KEY).ok().flatten().unwrap_or_default()
+    pub async fn load(store: &dyn StateStore) -> Health {
+        store
+            .meta(HEALTH_KEY)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
-    pub fn save(&self, store: &Store) -> Result<(), StateError> {
-        store.put_meta(HEALTH_KEY, self)
+    pub async fn save(&self, store: &dyn StateStore) -> Result<(), StateError> {
+        store.put_meta(HEALTH_KEY, self).await
     }
 
     pub fn failed(&mut self, error: String, at: DateTime<Utc>) {
@@ -51,6 +61,13 @@ pub struct Live {
     pub cycle_running: Option<RunningCycle>,
     /// Why the store is not open, when it is not.
     pub store_error: Option<String>,
+    /// Why the link's worker could not start (its key, its token), when
+    /// it could not; fixed by editing the file and reloading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_error: Option<String>,
+    /// Whether this daemon runs the link now (with PostgreSQL, another
+    /// replica may).
+    pub running_here: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,9 +82,29 @@ pub struct CursorView {
     pub age_seconds: i64,
 }
 
+/// Who runs a link, when replicas share a database (PostgreSQL).
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseView {
+    /// The replica holding it, or the last one that did.
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
+    /// Incremented by every takeover.
+    pub token: i64,
+    /// Past its expiry: any replica takes it at its next look.
+    pub expired: bool,
+    /// The replica answering holds it.
+    pub this_replica: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct StatusView {
+    /// The link this is the state of.
+    pub link: String,
+    /// The store: a folder (sled) or a database (without its password).
     pub state_dir: String,
+    /// Who holds the link (PostgreSQL only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseView>,
     pub mapped_interviews: usize,
     pub last_cycle: Option<CycleReport>,
     pub google_sync_token: Option<CursorView>,
@@ -94,32 +131,38 @@ pub struct StatusView {
 }
 
 impl StatusView {
-    pub fn read(store: &Store, now: DateTime<Utc>) -> Result<StatusView, StateError> {
-        let cursor = |side| -> Result<Option<CursorView>, StateError> {
-            Ok(store.cursor(side)?.map(|c| CursorView {
+    pub async fn read(
+        store: &dyn StateStore,
+        now: DateTime<Utc>,
+    ) -> Result<StatusView, StateError> {
+        let cursor = |c: Option<crate::state::Cursor>| {
+            c.map(|c| CursorView {
                 saved_at: c.saved_at,
                 age_seconds: (now - c.saved_at).num_seconds(),
-            }))
+            })
         };
         Ok(StatusView {
-            state_dir: store.dir().display().to_string(),
-            mapped_interviews: store.record_count(),
-            last_cycle: store.meta("last_cycle")?,
-            google_sync_token: cursor(Side::Google)?,
-            hitolink_cursor: cursor(Side::Hitolink)?,
-            pending_operations: store.intents()?,
-            conflicts_total: store.conflict_count(),
-            recent_conflicts: store.conflicts(10)?,
-            parked: store.parked()?,
-            work_waiting: store.work_count(),
-            links_waiting: store.pending_link_count(),
-            reported_events: store.reports()?,
+            link: store.link().to_string(),
+            state_dir: store.location(),
+            lease: None,
+            mapped_interviews: store.record_count().await?,
+            last_cycle: store.meta("last_cycle").await?,
+            google_sync_token: cursor(store.cursor(Side::Google).await?),
+            hitolink_cursor: cursor(store.cursor(Side::Hitolink).await?),
+            pending_operations: store.intents().await?,
+            conflicts_total: store.conflict_count().await?,
+            recent_conflicts: store.conflicts(10).await?,
+            parked: store.parked().await?,
+            work_waiting: store.work_count().await?,
+            links_waiting: store.pending_link_count().await?,
+            reported_events: store.reports().await?,
             invitation_hold: store
-                .meta::<Option<crate::engine::InvitationHold>>(crate::engine::INVITATION_HOLD)?
+                .meta::<Option<crate::engine::InvitationHold>>(crate::engine::INVITATION_HOLD)
+                .await?
                 .flatten()
                 .filter(|h| h.until > now),
-            breaker: store.meta::<Option<String>>("breaker")?.flatten(),
-            health: Health::load(store),
+            breaker: store.meta::<Option<String>>("breaker").await?.flatten(),
+            health: Health::load(store).await,
             daemon: None,
         })
     }
@@ -146,6 +189,9 @@ impl StatusView {
             if let Some(e) = &live.store_error {
                 line(format!("store: NOT OPEN: {e}"));
             }
+            if let Some(e) = &live.setup_error {
+                line(format!("link: NOT RUNNING: {e}"));
+            }
         }
         line(format!(
             "last good cycle ended: {}",
@@ -171,6 +217,20 @@ impl StatusView {
             out.push('\n');
         };
         line(format!("state dir: {}", self.state_dir));
+        if let Some(l) = &self.lease {
+            line(format!(
+                "lease: {} {}{} until {} (token {})",
+                if l.expired {
+                    "free, last held by"
+                } else {
+                    "held by"
+                },
+                l.owner,
+                if l.this_replica { " (this daemon)" } else { "" },
+                l.expires_at.to_rfc3339(),
+                l.token
+            ));
+        }
         self.render_health(&mut line);
         line(format!("mapped interviews: {}", self.mapped_interviews));
         match &self.last_cycle {
@@ -285,92 +345,6 @@ impl StatusView {
     }
 }
 
-/// `inspect ID`: one interview's mapping, agreement and history.
-#[derive(Debug, Serialize)]
-pub struct InspectView {
-    pub record: Option<Record>,
-    pub parked: Option<Parked>,
-    /// Events that claim this interview but are not its event.
-    pub lookalikes: Vec<Report>,
-}
-
-impl InspectView {
-    pub fn render(&self, id: &str) -> String {
-        let Some(r) = &self.record else {
-            return match &self.parked {
-                Some(p) => format!(
-                    "interview {id}: not mapped; parked: {} (attempt {})\n",
-                    p.reason, p.attempts
-                ),
-                None => format!("interview {id}: not known to hitosync (no mapping, not parked)\n"),
-            };
-        };
-        let s = &r.snapshot;
-        let f = &s.fields;
-        let mut out = format!(
-            "interview {}\n  event: {}\n  last synced: {}\n  HITO-Link version: {}\n  event ETag: {}\n  retired (deleted in HITO-Link): {}\n",
-            s.interview_id,
-            s.event_id,
-            r.synced_at.to_rfc3339(),
-            s.hl_version,
-            s.event_etag,
-            s.retired
-        );
-        out.push_str("  agreed state:\n");
-        out.push_str(&format!("    cancelled: {}\n", f.cancelled));
-        if let Some(slot) = f.slot {
-            out.push_str(&format!(
-                "    time: {} - {}\n",
-                slot.start.to_rfc3339(),
-                slot.end.to_rfc3339()
-            ));
-        }
-        out.push_str(&format!(
-            "    place: {}\n",
-            f.location.as_deref().unwrap_or("-")
-        ));
-        out.push_str(&format!("    link: {}\n", f.link.as_deref().unwrap_or("-")));
-        out.push_str(&format!(
-            "    candidate declined: {}\n",
-            f.candidate_declined
-        ));
-        for (email, r) in &f.responses {
-            out.push_str(&format!("    {email}: {}\n", r.hitolink()));
-        }
-        out.push_str(&format!("  title: {}\n", s.presentation.title));
-        out.push_str(&format!(
-            "  external_event_id written back: {}\n",
-            match s.link {
-                LinkHalf::Written => "yes",
-                LinkHalf::Pending => "waiting in the write-back queue",
-                LinkHalf::Unknown => "not checked yet (store from an older version)",
-            }
-        ));
-        for l in &self.lookalikes {
-            out.push_str(&format!(
-                "  look-alike event {}: {} (left alone)\n",
-                l.event_id, l.reason
-            ));
-        }
-        if let Some(p) = &self.parked {
-            out.push_str(&format!(
-                "  parked: {} (attempt {})\n",
-                p.reason, p.attempts
-            ));
-        }
-        out.push_str("  history:\n");
-        for h in &r.history {
-            out.push_str(&format!(
-                "    {} {:?}: {}\n",
-                h.at.to_rfc3339(),
-                h.case,
-                h.summary
-            ));
-        }
-        out
-    }
-}
-
 /// What `sync` prints, and its exit code (0: all applied, 1: parked or held).
 pub fn render_cycle(report: &CycleReport) -> (String, u8) {
     let mut out = format!(
@@ -467,11 +441,6 @@ fn render_items(items: &[PlanItem]) -> String {
         .collect()
 }
 
-/// What `status` prints.
-pub fn status_output(store: &Store, json: bool) -> Result<String, StateError> {
-    render_status(&StatusView::read(store, Utc::now())?, json)
-}
-
 pub fn render_status(view: &StatusView, json: bool) -> Result<String, StateError> {
     Ok(if json {
         serde_json::to_string_pretty(view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
@@ -487,7 +456,9 @@ pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String 
         return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     }
     let view = StatusView {
+        link: String::new(),
         state_dir: String::new(),
+        lease: None,
         mapped_interviews: 0,
         last_cycle: None,
         google_sync_token: None,
@@ -512,29 +483,55 @@ pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String 
     out
 }
 
-/// What `inspect ID` prints, and its exit code (1: not known).
-pub fn inspect_output(store: &Store, id: &str, json: bool) -> Result<(String, u8), StateError> {
-    let view = InspectView {
-        record: store.record(id)?,
-        parked: store
-            .parked()?
-            .into_iter()
-            .find(|p| p.key == crate::state::WorkKey::Interview(id.to_string())),
-        lookalikes: store
-            .reports()?
-            .into_iter()
-            .filter(|r| r.interview_id.as_deref() == Some(id))
-            .collect(),
-    };
-    let code = if view.record.is_some() || view.parked.is_some() {
-        0
-    } else {
-        1
-    };
-    let text = if json {
-        serde_json::to_string_pretty(&view).map_err(|e| StateError::Io(e.to_string()))? + "\n"
-    } else {
-        view.render(id)
-    };
-    Ok((text, code))
+/// Several links' views as one answer: a lone link as it always was (its
+/// fields at the top of the JSON), several as `{"links": [...]}` with a
+/// header line per link in text, and the replicas when they share a
+/// database.
+pub fn render_many(
+    views: &[StatusView],
+    replicas: Option<&[crate::state_pg::ReplicaRow]>,
+    json: bool,
+) -> Result<String, StateError> {
+    if json {
+        let mut v = if let [one] = views {
+            serde_json::to_value(one)
+        } else {
+            serde_json::to_value(serde_json::json!({ "links": views }))
+        }
+        .map_err(|e| StateError::Io(e.to_string()))?;
+        if let (Some(r), Some(obj)) = (replicas, v.as_object_mut()) {
+            obj.insert(
+                "replicas".into(),
+                serde_json::to_value(r).map_err(|e| StateError::Io(e.to_string()))?,
+            );
+        }
+        return Ok(
+            serde_json::to_string_pretty(&v).map_err(|e| StateError::Io(e.to_string()))? + "\n",
+        );
+    }
+    let mut out = String::new();
+    if let Some(r) = replicas {
+        let live: Vec<String> = r
+            .iter()
+            .filter(|r| r.live)
+            .map(|r| format!("{} (beat {})", r.id, r.heartbeat_at.to_rfc3339()))
+            .collect();
+        out.push_str(&format!(
+            "replicas alive: {}: {}\n",
+            live.len(),
+            if live.is_empty() {
+                "none".to_string()
+            } else {
+                live.join(", ")
+            }
+        ));
+    }
+    let many = views.len() > 1;
+    for v in views {
+        if many {
+            out.push_str(&format!("== link {} ==\n", v.link));
+        }
+        out.push_str(&v.render());
+    }
+    Ok(out)
 }

@@ -1,15 +1,17 @@
 //! The engine with the real clients against the emulators over loopback:
 //! the cost of an idle cycle, the order an import is applied in, and a
-//! stopped cycle resuming where it stopped.
+//! stopped cycle resuming where it stopped. Each test runs on both state
+//! backends, sled and PostgreSQL (`*_on_postgres`: see tests/common/pg.rs).
 
 mod common;
 
 use std::sync::atomic::AtomicBool;
 
+use common::pg::Backing;
 use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients};
 use hitosync::config::SyncConfig;
 use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
-use hitosync::state::Store;
+use hitosync::state::StateStore;
 use serde_json::json;
 
 fn writes(g: &GoogleEmu, h: &HitolinkEmu) -> u64 {
@@ -53,7 +55,7 @@ fn schedule(h: &HitolinkEmu, n: usize) -> Vec<String> {
 fn engine<'a>(
     cal: &'a dyn CalendarApi,
     hl: &'a dyn HitolinkApi,
-    store: &'a Store,
+    store: &'a dyn StateStore,
     stop: Option<&'a AtomicBool>,
 ) -> Engine<'a> {
     Engine {
@@ -75,19 +77,19 @@ fn drain() -> CycleOptions {
 }
 
 /// Imports `n` interviews, then measures one idle cycle.
-async fn idle_cycle_after_import(n: usize) {
+async fn idle_cycle_after_import(n: usize, postgres: bool) {
     let g = GoogleEmu::start().await;
     let h = HitolinkEmu::start(hiring_seed()).await;
     schedule(&h, n);
     let (cal, hl) = real_clients(&g, &h).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let engine = engine(&cal, &hl, &store, None);
+    let backing = Backing::new(postgres).await;
+    let store = backing.store("default").await;
+    let engine = engine(&cal, &hl, store.as_ref(), None);
     let first = engine.cycle(&drain()).await.unwrap();
     assert_eq!(first.applied, n);
     assert_eq!(first.links_written, n, "{first:?}");
-    assert_eq!(store.record_count(), n);
-    assert_eq!(store.pending_link_count(), 0);
+    assert_eq!(store.record_count().await.unwrap(), n);
+    assert_eq!(store.pending_link_count().await.unwrap(), 0);
     // the echo of the import
     engine.cycle(&drain()).await.unwrap();
     g.emu.reset_counters();
@@ -116,12 +118,28 @@ async fn idle_cycle_after_import(n: usize) {
 
 #[tokio::test]
 async fn idle_cycle_with_10_mapped_is_one_list_per_side() {
-    idle_cycle_after_import(10).await;
+    idle_cycle_after_import(10, false).await;
+}
+
+#[tokio::test]
+async fn idle_cycle_with_10_mapped_is_one_list_per_side_on_postgres() {
+    if common::pg::skip("idle_cycle_with_10_mapped_is_one_list_per_side_on_postgres") {
+        return;
+    }
+    idle_cycle_after_import(10, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_cycle_with_1000_mapped_is_one_list_per_side() {
-    idle_cycle_after_import(1000).await;
+    idle_cycle_after_import(1000, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_cycle_with_1000_mapped_is_one_list_per_side_on_postgres() {
+    if common::pg::skip("idle_cycle_with_1000_mapped_is_one_list_per_side_on_postgres") {
+        return;
+    }
+    idle_cycle_after_import(1000, true).await;
 }
 
 /// The interviews' start times, in the order their events were inserted.
@@ -143,6 +161,20 @@ fn insert_order(g: &GoogleEmu) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
+    import_resumes_in_order(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres() {
+    if common::pg::skip(
+        "an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres",
+    ) {
+        return;
+    }
+    import_resumes_in_order(true).await;
+}
+
+async fn import_resumes_in_order(postgres: bool) {
     let g = GoogleEmu::start().await;
     let h = HitolinkEmu::start(hiring_seed()).await;
     // two past interviews come after every upcoming one
@@ -158,8 +190,9 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
     }
     schedule(&h, 60);
     let (cal, hl) = real_clients(&g, &h).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let backing = Backing::new(postgres).await;
+    let store = backing.store("default").await;
+    let store = store.as_ref();
 
     // A stop after 20 records: the rest waits in the store, in order.
     let stop = AtomicBool::new(false);
@@ -176,15 +209,16 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
         }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
     };
-    let e = engine(&cal, &hl, &store, Some(&stop));
+    let e = engine(&cal, &hl, store, Some(&stop));
     let opts = drain();
     let (first, ()) = tokio::join!(e.cycle(&opts), stopper);
     let first = first.unwrap();
     assert!(first.interrupted, "{first:?}");
-    assert!(store.work_count() > 0 && store.work_count() < 62);
+    let left = store.work_count().await.unwrap();
+    assert!(left > 0 && left < 62, "{left}");
     // the feeds were read: the next cycle finds only the echoes of the
     // first one's write-backs, and the work left
-    let e = engine(&cal, &hl, &store, None);
+    let e = engine(&cal, &hl, store, None);
     let second = e.cycle(&drain()).await.unwrap();
     assert!(
         second.hitolink_changes <= first.links_written,
@@ -192,8 +226,8 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
         second.hitolink_changes,
         first.links_written
     );
-    assert_eq!(store.work_count(), 0);
-    assert_eq!(store.record_count(), 62);
+    assert_eq!(store.work_count().await.unwrap(), 0);
+    assert_eq!(store.record_count().await.unwrap(), 62);
 
     let order = insert_order(&g);
     assert_eq!(order.len(), 62);
@@ -215,6 +249,20 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
 
 #[tokio::test]
 async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs() {
+    re_read_failure_stays_parked(false).await;
+}
+
+#[tokio::test]
+async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres() {
+    if common::pg::skip(
+        "a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres",
+    ) {
+        return;
+    }
+    re_read_failure_stays_parked(true).await;
+}
+
+async fn re_read_failure_stays_parked(postgres: bool) {
     use hitosync::emulator::faults::Phase;
     use hitosync::emulator::google::Fault;
     let g = GoogleEmu::start().await;
@@ -232,11 +280,11 @@ async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs() {
         )
         .unwrap();
     let (cal, hl) = real_clients(&g, &h).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let e = engine(&cal, &hl, &store, None);
+    let backing = Backing::new(postgres).await;
+    let store = backing.store("default").await;
+    let e = engine(&cal, &hl, store.as_ref(), None);
     e.cycle(&drain()).await.unwrap();
-    let parked = store.parked().unwrap();
+    let parked = store.parked().await.unwrap();
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert!(parked[0].reason.contains("ap_9"), "{parked:?}");
 
@@ -252,7 +300,7 @@ async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs() {
     };
     let r = e.cycle(&later).await.unwrap();
     assert_eq!(r.applied, 1, "the rest syncs: {r:?}");
-    let parked = store.parked().unwrap();
+    let parked = store.parked().await.unwrap();
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert!(
         parked[0].reason.contains("reading it again failed"),

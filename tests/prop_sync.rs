@@ -11,6 +11,10 @@
 //! clients, so every fault (before or after a write is applied) goes
 //! through the clients' own retry loops. A crash is the "process" dying
 //! between two remote calls. `PROPTEST_CASES` sets the number of histories.
+//!
+//! The same histories run on both state backends: sled, and PostgreSQL
+//! (`PROPTEST_PG_CASES` histories, 100 unless set; each gets a database of
+//! its own on the server tests/common/pg.rs names).
 
 mod common;
 
@@ -23,6 +27,7 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use common::pg::{PgDb, leased_store};
 use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 use hitosync::config::SyncConfig;
 use hitosync::emulator::faults::Phase;
@@ -37,7 +42,7 @@ use hitosync::model::{CalendarEvent, EventStatus, Interview, Response};
 use hitosync::reconcile::{
     Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_link,
 };
-use hitosync::state::Store;
+use hitosync::state::{StateStore, Store};
 
 // ---------------------------------------------------------------------------
 // Chaos: counts every remote call; can die at call N, or run an edit first.
@@ -324,7 +329,13 @@ struct World {
     calendar: CalendarClient,
     hitolink: HitolinkClient,
     dir: tempfile::TempDir,
-    store: Option<Store>,
+    /// With PostgreSQL: the database (sled lives in `dir`).
+    pg: Option<(
+        PgDb,
+        hitosync::state_pg::PgState,
+        Arc<hitosync::state::Lease>,
+    )>,
+    store: Option<Arc<dyn StateStore>>,
     clock: DateTime<Utc>,
     chaos: Arc<Chaos>,
     /// Unmanaged events made by "someone else" (ids), shared with races.
@@ -376,19 +387,27 @@ fn policy() -> Policy {
 }
 
 impl World {
-    async fn new() -> World {
+    async fn new(postgres: bool) -> World {
         let ge = GoogleEmu::start().await;
         let he = HitolinkEmu::start(hiring_seed()).await;
         let (calendar, hitolink) = real_clients_paged(&ge, &he, 3).await;
         let dir = tmp();
-        let store = Some(Store::open(dir.path()).unwrap());
+        let (pg, store): (_, Arc<dyn StateStore>) = if postgres {
+            let db = PgDb::fresh().await;
+            let pg = db.open().await;
+            let (store, lease) = leased_store(&pg, "default").await;
+            (Some((db, pg, lease)), store)
+        } else {
+            (None, Arc::new(Store::open(dir.path()).unwrap()))
+        };
         World {
             g: ge.emu,
             h: he.emu,
             calendar,
             hitolink,
             dir,
-            store,
+            pg,
+            store: Some(store),
             clock: Utc::now(),
             chaos: Arc::new(Chaos::default()),
             noise: Arc::new(Noise::default()),
@@ -706,11 +725,11 @@ impl World {
         self.chaos.calls.store(0, Ordering::SeqCst);
         let g = ChaosGoogle(&self.calendar, self.chaos.clone());
         let h = ChaosHitolink(&self.hitolink, self.chaos.clone());
-        let store = self.store.as_ref().unwrap();
+        let store = self.store.clone().unwrap();
         let engine = Engine {
             calendar: &g,
             hitolink: &h,
-            store,
+            store: store.as_ref(),
             policy: policy(),
             max_deletions: 1000,
             hitolink_page_size: 3,
@@ -727,10 +746,11 @@ impl World {
             _ = self.chaos.crashed.notified() => None,
         };
         self.chaos.race.lock().unwrap().take();
+        drop(engine);
+        drop(store);
         if result.is_none() {
             // the process died: reopen the store as a new process would
-            self.store = None;
-            self.store = Some(reopen(self.dir.path()));
+            self.reopen();
         }
         self.clock += Duration::seconds(61);
         result
@@ -821,13 +841,43 @@ impl World {
                     self.h.invalidate_cursors();
                 }
             }
-            Op::Wipe => {
-                self.store = None;
-                std::fs::remove_dir_all(self.dir.path().join("sled")).unwrap();
-                self.store = Some(reopen(self.dir.path()));
-            }
+            Op::Wipe => self.wipe().await,
             edit => World::edit(&self.g, &self.h, edit, &self.noise),
         }
+    }
+
+    /// A new process opens the store: sled from its files, PostgreSQL
+    /// from the database (what was only buffered is gone with the old one).
+    fn reopen(&mut self) {
+        self.store = None;
+        self.store = Some(match &self.pg {
+            Some((_, pg, lease)) => Arc::new(pg.store("default", Some(lease.clone()))),
+            None => Arc::new(reopen(self.dir.path())),
+        });
+    }
+
+    /// The store is lost: sled's files removed, or the link's rows.
+    async fn wipe(&mut self) {
+        self.store = None;
+        match &self.pg {
+            Some((db, _, _)) => {
+                for table in [
+                    "records",
+                    "cursors",
+                    "intents",
+                    "parked",
+                    "conflicts",
+                    "meta",
+                    "work",
+                    "pending_links",
+                    "reports",
+                ] {
+                    db.query(&format!("DELETE FROM hitosync_{table}")).await;
+                }
+            }
+            None => std::fs::remove_dir_all(self.dir.path().join("sled")).unwrap(),
+        }
+        self.reopen();
     }
 
     fn write_count(&self) -> u64 {
@@ -859,7 +909,7 @@ fn event_slot(e: &Value) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
 }
 
 /// SPEC invariants 1-8 (7 is tested elsewhere) on a quiet world.
-fn check(w: &World) -> Result<(), String> {
+async fn check(w: &World) -> Result<(), String> {
     let events = w.g.events(ORGANIZER);
     let records = w.h.interviews();
     let p = policy();
@@ -998,11 +1048,11 @@ fn check(w: &World) -> Result<(), String> {
     }
     // nothing parked, no unfinished write
     let store = w.store.as_ref().unwrap();
-    let parked = store.parked().map_err(|e| e.to_string())?;
+    let parked = store.parked().await.map_err(|e| e.to_string())?;
     if !parked.is_empty() {
         return Err(format!("parked after the quiet period: {parked:?}"));
     }
-    if !store.intents().map_err(|e| e.to_string())?.is_empty() {
+    if !store.intents().await.map_err(|e| e.to_string())?.is_empty() {
         return Err("unfinished intents after the quiet period".into());
     }
     // 5. unmanaged events and look-alikes: no API write ever touched them
@@ -1027,7 +1077,11 @@ async fn history(ops: Vec<Op>) -> Result<(), String> {
 }
 
 async fn history_with(ops: Vec<Op>, concurrent: bool) -> Result<(), String> {
-    let mut w = World::new().await;
+    history_on(ops, concurrent, false).await
+}
+
+async fn history_on(ops: Vec<Op>, concurrent: bool, postgres: bool) -> Result<(), String> {
+    let mut w = World::new(postgres).await;
     w.concurrent = concurrent;
     for op in &ops {
         w.run(op).await;
@@ -1041,7 +1095,7 @@ async fn history_with(ops: Vec<Op>, concurrent: bool) -> Result<(), String> {
             return Err(format!("quiet cycle {n} failed: {e}"));
         }
     }
-    check(&w)?;
+    check(&w).await?;
     // 4. quiet is quiet
     let before = w.write_count();
     w.cycle(None).await;
@@ -1114,6 +1168,40 @@ shards!(
     invariants_hold_under_random_histories_4
 );
 
+/// Fewer histories on PostgreSQL: each makes a database of its own.
+/// Without a test server, one case, which says it skips.
+fn pg_cases() -> u32 {
+    if std::env::var("HITOSYNC_TEST_PG_URL").is_err() {
+        return 1;
+    }
+    std::env::var("PROPTEST_PG_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: pg_cases(),
+        max_shrink_iters: 500,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn invariants_hold_under_random_histories_on_postgres(
+        ops in prop::collection::vec(op(), 1..40),
+        concurrent in prop::bool::weighted(0.2),
+    ) {
+        if common::pg::skip("invariants_hold_under_random_histories_on_postgres") {
+            return Ok(());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let result = rt.block_on(history_on(ops, concurrent, true));
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
+
 /// The checker itself must be able to fail: a world where the sides
 /// disagree, or a duplicate exists, is caught.
 #[test]
@@ -1123,7 +1211,7 @@ fn the_checker_catches_disagreement_and_duplicates() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut w = World::new().await;
+        let mut w = World::new(false).await;
         for op in [
             Op::HlCreate { app: 0, day: 1, hour: 10, scheduled: true, both: true },
             Op::HlCreate { app: 1, day: 2, hour: 11, scheduled: true, both: false },
@@ -1136,16 +1224,16 @@ fn the_checker_catches_disagreement_and_duplicates() {
         ] {
             w.run(&op).await;
         }
-        assert_eq!(check(&w), Ok(()));
+        assert_eq!(check(&w).await, Ok(()));
         assert!(w.write_count() >= 6, "the history wrote too little: {}", w.write_count());
         assert_eq!(w.managed_events().len(), 3);
         assert_eq!(w.interviews().len(), 3);
         // a calendar edit nobody synced yet is a disagreement
         let ev = w.managed_events()[0]["id"].as_str().unwrap().to_string();
         w.g.ui_edit(ORGANIZER, &ev, json!({"location": "どこか"})).unwrap();
-        assert!(check(&w).unwrap_err().contains("place differs"));
+        assert!(check(&w).await.unwrap_err().contains("place differs"));
         w.cycle(None).await;
-        assert_eq!(check(&w), Ok(()));
+        assert_eq!(check(&w).await, Ok(()));
         // a second event claiming the same interview is a duplicate
         let iid = w.interviews()[0].clone();
         w.g.ui_create(
@@ -1154,7 +1242,7 @@ fn the_checker_catches_disagreement_and_duplicates() {
                    "extendedProperties": {"private": {"hitolinkInterviewId": iid}}}),
         )
         .unwrap();
-        assert!(check(&w).unwrap_err().contains("events for"));
+        assert!(check(&w).await.unwrap_err().contains("events for"));
     });
 }
 

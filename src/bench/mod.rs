@@ -12,6 +12,7 @@
 //! 3. The idle cycle at N mapped interviews, and K changes in one cycle.
 
 mod import;
+mod links;
 mod world;
 
 use import::Limits;
@@ -55,6 +56,16 @@ fn at(t: Option<f64>, scale: f64) -> String {
         Some(s) => format!("{:.1} s (x{scale} = {:.1} min)", s, s * scale / 60.0),
         None => "not reached".into(),
     }
+}
+
+/// `hitosync bench --links N`: many links on one daemon, on sled and
+/// (given a database) PostgreSQL, and a takeover between replicas.
+pub async fn run_links(
+    links: usize,
+    per_link: usize,
+    postgres_url: Option<&str>,
+) -> anyhow::Result<()> {
+    links::run(links, per_link, postgres_url).await
 }
 
 /// Runs the benchmark and prints its tables.

@@ -15,10 +15,31 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    Status { json: bool },
-    Sync { full: bool, allow_mass_delete: bool },
-    Plan { full: bool, json: bool },
-    Inspect { id: String, json: bool },
+    /// `link`: one link, or (none) every link.
+    Status {
+        json: bool,
+        #[serde(default)]
+        link: Option<String>,
+    },
+    Sync {
+        full: bool,
+        allow_mass_delete: bool,
+        #[serde(default)]
+        link: Option<String>,
+    },
+    Plan {
+        full: bool,
+        json: bool,
+        #[serde(default)]
+        link: Option<String>,
+    },
+    /// `link` is needed when the daemon serves more than one.
+    Inspect {
+        id: String,
+        json: bool,
+        #[serde(default)]
+        link: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -12,8 +12,8 @@
 
 mod http;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,7 +27,7 @@ use crate::engine::{CycleReport, EngineError, INVITATION_HOLD, InvitationHold};
 use crate::google::GoogleError;
 use crate::link::Link;
 use crate::retry::{CallObserver, Outcome, Pause};
-use crate::state::Store;
+use crate::state::{StateStore, StateStoreExt};
 
 pub use http::serve;
 
@@ -268,9 +268,56 @@ impl Metrics {
         let m = LinkMetrics {
             link: name.to_string(),
             f: self.families.clone(),
-            token_source: OnceLock::new(),
+            token_source: Mutex::new(None),
             token_refreshes_seen: AtomicU64::new(0),
+            watching: AtomicBool::new(false),
         };
+        m.start_series();
+        Arc::new(m)
+    }
+
+    /// The exposition: OpenMetrics, or the Prometheus text format.
+    pub fn render(&self, openmetrics: bool) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Makes a series exist (at zero) without recording anything.
+fn touch<S, M, C>(family: &Family<S, M, C>, labels: &S)
+where
+    S: Clone + std::hash::Hash + Eq,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    drop(family.get_or_create(labels));
+}
+
+/// One link's side of the metrics.
+#[derive(Debug)]
+pub struct LinkMetrics {
+    link: String,
+    f: Families,
+    /// The calendar client's count of token exchanges (a restarted link
+    /// has new clients, so a new count).
+    token_source: Mutex<Option<Arc<AtomicU64>>>,
+    /// How much of it has been added to `hitosync_token_refreshes_total`.
+    token_refreshes_seen: AtomicU64,
+    /// The clients' call counters are observed (once: a restarted link's
+    /// clients count on the same ones).
+    watching: AtomicBool,
+}
+
+impl LinkMetrics {
+    /// Makes the link's series exist, at zero, so that rates and alerts
+    /// see them before the first cycle; `started` is now. Again when the
+    /// link comes back to this daemon after [`LinkMetrics::forget`].
+    pub fn start_series(&self) {
+        let m = self;
         let f = &m.f;
         let l = m.labels();
         for result in ["ok", "failed"] {
@@ -305,42 +352,8 @@ impl Metrics {
                 );
             }
         }
-        Arc::new(m)
     }
 
-    /// The exposition: OpenMetrics, or the Prometheus text format.
-    pub fn render(&self, openmetrics: bool) -> Result<String, std::fmt::Error> {
-        let mut out = String::new();
-        if openmetrics {
-            prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        } else {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
-        }
-        Ok(out)
-    }
-}
-
-/// Makes a series exist (at zero) without recording anything.
-fn touch<S, M, C>(family: &Family<S, M, C>, labels: &S)
-where
-    S: Clone + std::hash::Hash + Eq,
-    C: prometheus_client::metrics::family::MetricConstructor<M>,
-{
-    drop(family.get_or_create(labels));
-}
-
-/// One link's side of the metrics.
-#[derive(Debug)]
-pub struct LinkMetrics {
-    link: String,
-    f: Families,
-    /// The calendar client's count of token exchanges.
-    token_source: OnceLock<Arc<AtomicU64>>,
-    /// How much of it has been added to `hitosync_token_refreshes_total`.
-    token_refreshes_seen: AtomicU64,
-}
-
-impl LinkMetrics {
     fn labels(&self) -> LinkLabels {
         LinkLabels {
             link: self.link.clone(),
@@ -362,27 +375,37 @@ impl LinkMetrics {
     }
 
     /// Hooks the link's clients: every API attempt and pause is recorded
-    /// as it happens. A reloaded link keeps the old clients' counters
-    /// (`share_counters`), so this is done once per link.
+    /// as it happens. A restarted link's clients count on the old clients'
+    /// counters (the daemon hands them over), which are observed already;
+    /// its token source is new, and is read from now on.
     pub fn watch(self: &Arc<Self>, link: &Link) {
-        for (side, stats) in [
-            ("google", &link.calendar.counters.calls),
-            ("hitolink", &link.hitolink.counters.calls),
-        ] {
-            let observer = Arc::new(SideObserver {
-                link: self.link.clone(),
-                side,
-                f: self.f.clone(),
-            });
-            if !stats.observe(observer) {
-                tracing::warn!(
-                    link = %self.link,
+        if !self.watching.swap(true, Ordering::SeqCst) {
+            for (side, stats) in [
+                ("google", &link.calendar.counters.calls),
+                ("hitolink", &link.hitolink.counters.calls),
+            ] {
+                let observer = Arc::new(SideObserver {
+                    link: self.link.clone(),
                     side,
-                    "API metrics already go elsewhere; not recorded twice"
-                );
+                    f: self.f.clone(),
+                });
+                if !stats.observe(observer) {
+                    tracing::warn!(
+                        link = %self.link,
+                        side,
+                        "API metrics already go elsewhere; not recorded twice"
+                    );
+                }
             }
         }
-        let _ = self.token_source.set(link.calendar.tokens().refreshes());
+        self.sync_token_refreshes();
+        let source = link.calendar.tokens().refreshes();
+        let mut current = self.token_source.lock().unwrap_or_else(|p| p.into_inner());
+        if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &source)) {
+            self.token_refreshes_seen
+                .store(source.load(Ordering::Relaxed), Ordering::Relaxed);
+            *current = Some(source);
+        }
     }
 
     /// After each cycle the daemon ran: its report, or the engine's error
@@ -435,7 +458,12 @@ impl LinkMetrics {
     /// nowhere else), so catching up at each cycle's end is exact for
     /// every scrape between cycles.
     fn sync_token_refreshes(&self) {
-        if let Some(source) = self.token_source.get() {
+        let source = self
+            .token_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(source) = source {
             let now = source.load(Ordering::Relaxed);
             let before = self.token_refreshes_seen.swap(now, Ordering::Relaxed);
             self.f
@@ -447,17 +475,26 @@ impl LinkMetrics {
 
     /// Reads the store's whole parked set, the breaker and the mapping
     /// count (at start, and after every cycle).
-    pub fn store_changed(&self, store: &Store) {
+    pub async fn store_changed(&self, store: &dyn StateStore) {
         let f = &self.f;
         let l = self.labels();
-        f.mapped.get_or_create(&l).set(store.record_count() as i64);
-        f.work_waiting
-            .get_or_create(&l)
-            .set(store.work_count() as i64);
-        f.links_waiting
-            .get_or_create(&l)
-            .set(store.pending_link_count() as i64);
-        match store.meta::<Option<InvitationHold>>(INVITATION_HOLD) {
+        let count = |r: Result<usize, crate::state::StateError>, what: &str| match r {
+            Ok(n) => Some(n as i64),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the {what}");
+                None
+            }
+        };
+        if let Some(n) = count(store.record_count().await, "mapping count") {
+            f.mapped.get_or_create(&l).set(n);
+        }
+        if let Some(n) = count(store.work_count().await, "work set") {
+            f.work_waiting.get_or_create(&l).set(n);
+        }
+        if let Some(n) = count(store.pending_link_count().await, "write-back queue") {
+            f.links_waiting.get_or_create(&l).set(n);
+        }
+        match store.meta::<Option<InvitationHold>>(INVITATION_HOLD).await {
             Ok(hold) => {
                 let until = hold
                     .flatten()
@@ -468,7 +505,7 @@ impl LinkMetrics {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the invitation hold"),
         }
-        match store.parked() {
+        match store.parked().await {
             Ok(parked) => {
                 f.parked.get_or_create(&l).set(parked.len() as i64);
                 let oldest = parked
@@ -481,13 +518,35 @@ impl LinkMetrics {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the parked records"),
         }
-        match store.meta::<Option<String>>("breaker") {
+        match store.meta::<Option<String>>("breaker").await {
             Ok(held) => {
                 f.breaker_held
                     .get_or_create(&l)
                     .set(i64::from(held.flatten().is_some()));
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the breaker state"),
+        }
+    }
+
+    /// The link left this daemon (removed from the file, or handed to
+    /// another replica): its gauges go, so that a link that runs elsewhere
+    /// is not counted twice, nor alerted on from here. Counters stay:
+    /// they only ever grow.
+    pub fn forget(&self) {
+        let f = &self.f;
+        let l = self.labels();
+        for g in [
+            &f.parked,
+            &f.parked_oldest,
+            &f.breaker_held,
+            &f.mapped,
+            &f.work_waiting,
+            &f.links_waiting,
+            &f.invitation_hold,
+            &f.last_success,
+            &f.started,
+        ] {
+            g.remove(&l);
         }
     }
 

@@ -1,19 +1,32 @@
 //! `hitosync run`: the long-running daemon.
 //!
-//! Two tasks. The worker (`worker`) runs the cycles of the link, one at a
+//! One worker task per link (`worker`) runs that link's cycles, one at a
 //! time, each bounded by `daemon.cycle_deadline_secs`, on its schedules and
-//! on request. The supervisor (here) never runs a cycle, so it is always
-//! free: it answers `status` and `inspect` from the shared store at once,
-//! reloads the config (SIGHUP or an edited file), forwards SIGUSR1/SIGUSR2
-//! and `sync`/`plan` requests to the worker, pings the systemd watchdog,
-//! and on SIGTERM/SIGINT fires the shutdown token that ends every wait of
-//! the cycle under way, lets the record in flight finish, and exits 0.
+//! on request: a link's bad key, revoked token or 410 storm never slows
+//! another. The supervisor (here) never runs a cycle, so it is always
+//! free: it answers `status` and `inspect` at once, reloads the config
+//! (SIGHUP or an edited file: links added start, removed ones stop after
+//! their cycle in flight, changed ones restart alone), forwards
+//! SIGUSR1/SIGUSR2 and `sync`/`plan` requests to the workers, pings the
+//! systemd watchdog, and on SIGTERM/SIGINT fires the shutdown token that
+//! ends every wait of the cycles under way, lets the records in flight
+//! finish, and exits 0.
+//!
+//! With PostgreSQL (`[state] backend = "postgres"`) a link runs here only
+//! while this replica holds its lease (`leases`); the others run elsewhere.
 
+mod answers;
+pub mod backend;
 pub mod control;
+pub mod fence;
+pub mod leases;
+mod links;
 pub mod metrics;
+mod reload;
 pub mod systemd;
 pub mod worker;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,15 +38,17 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{ConfigError, ConfigFile, Form};
 use crate::engine::CycleOptions;
-use crate::link::{Link, LinkError};
-use crate::state::{StateError, Store};
-use crate::status::{self, Health};
-use control::{Answer, ControlError, Request};
-use metrics::{LinkMetrics, Metrics};
+use crate::link::LinkError;
+use crate::state::StateError;
+use backend::{Backend, BackendSlot};
+use control::{Answer, ControlError};
+use leases::{LeaseCommand, LeaseEvent, LeaseManager};
+use links::{Env, LinkSlot};
+use metrics::Metrics;
 use systemd::Notifier;
-use worker::{Command, Settings, Shared, StoreSlot, Worker};
+use worker::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -41,6 +56,9 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// Every link of a file of several failed to start.
+    #[error("no link could start: {0}")]
+    Links(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -62,6 +80,7 @@ impl DaemonError {
             self,
             DaemonError::Config(_)
                 | DaemonError::Link(_)
+                | DaemonError::Links(_)
                 | DaemonError::Metrics { .. }
                 | DaemonError::Control(ControlError::NotASocket { .. } | ControlError::Bind { .. })
                 | DaemonError::State(
@@ -69,6 +88,8 @@ impl DaemonError {
                         | StateError::NotAStore { .. }
                         | StateError::UnfinishedSnapshot { .. }
                         | StateError::Schema { .. }
+                        | StateError::Database { .. }
+                        | StateError::DatabaseSchema { .. }
                 )
         )
     }
@@ -95,7 +116,7 @@ impl Signals {
     }
 }
 
-/// Runs until SIGTERM/SIGINT. Returns after the write in flight finished
+/// Runs until SIGTERM/SIGINT. Returns after the writes in flight finished
 /// and everything was flushed.
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     run_until(config_path, std::future::pending()).await
@@ -108,21 +129,51 @@ pub async fn run_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     tokio::pin!(shutdown);
-    let config = Config::load(config_path)?;
-    for w in config.warnings() {
+    let file = ConfigFile::load(config_path)?;
+    for w in file.warnings() {
         warn!("{w}");
     }
-    let schedules = schedules(&config, config_path)?;
-    let store = Store::open(&config.daemon.state_dir)?;
-    let health = Health::load(&store);
-    let link = Link::connect(&config).await?;
+    let backend = Backend::open(&file).await?;
+    let pg = backend.postgres().cloned();
+    let backend = Arc::new(BackendSlot::new(&file, backend));
+    // Every link's clients are built (keys and tokens read) before
+    // anything starts: a link that cannot start is named, and only when
+    // none can does the daemon refuse to run.
+    let many = file.form == Form::Many;
+    let mut table: BTreeMap<String, LinkSlot> = BTreeMap::new();
+    let mut failures = vec![];
+    for c in &file.links {
+        let mut slot = LinkSlot::new(c.clone());
+        match crate::link::Link::connect(c).await {
+            Ok(link) => slot.prepared = Some(link),
+            Err(e) if !many => return Err(DaemonError::Link(e)),
+            Err(e) => {
+                let text = format!("link {:?}: {e}", c.link);
+                error!(link = %c.link, error = %e, "the link cannot start; the others run (fix the file and reload)");
+                slot.set_setup_error(Some(text.clone()));
+                failures.push(text);
+            }
+        }
+        {
+            let h = match backend.get() {
+                Some((_, b)) => match b.store(&c.link, None) {
+                    Ok(store) => crate::status::Health::load(store.as_ref()).await,
+                    Err(_) => Default::default(),
+                },
+                None => Default::default(),
+            };
+            *slot.shared.health.lock().unwrap_or_else(|p| p.into_inner()) = h;
+        }
+        table.insert(c.link.clone(), slot);
+    }
+    if failures.len() == file.links.len() {
+        return Err(DaemonError::Links(failures.join("; ")));
+    }
+
     let metrics = Arc::new(Metrics::new());
-    let link_metrics = metrics.link(crate::state::DEFAULT_LINK);
-    link_metrics.watch(&link);
-    link_metrics.store_changed(&store);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Envelope>(16);
-    let control_task = control::serve(&config.daemon.control_socket, ctl_tx).await?;
-    if let Some(addr) = &config.daemon.metrics_listen {
+    let control_task = control::serve(&file.daemon.control_socket, ctl_tx).await?;
+    if let Some(addr) = &file.daemon.metrics_listen {
         let parsed = std::net::SocketAddr::from_str(addr).map_err(|e| DaemonError::Metrics {
             addr: addr.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
@@ -139,45 +190,62 @@ pub async fn run_until(
     let _watcher = watch_config(config_path, watch_tx);
 
     let notifier = Arc::new(Notifier::from_env());
-    let store = Arc::new(StoreSlot::new(config.daemon.state_dir.clone(), store));
-    let shared = Arc::new(Shared::default());
-    *shared.health.lock().unwrap_or_else(|p| p.into_inner()) = health;
     let stop = CancellationToken::new();
-    let (work_tx, work_rx) = mpsc::channel::<Command>(16);
-    let worker = Worker::new(
-        Settings {
-            link,
-            schedule: schedules.0,
-            full_schedule: schedules.1,
-            deadline: config.daemon.cycle_deadline(),
-        },
-        store.clone(),
-        shared.clone(),
-        link_metrics.clone(),
-        notifier.clone(),
-        stop.clone(),
-    );
-    let worker_task = tokio::spawn(worker.run(work_rx));
+    let env = Env {
+        backend: backend.clone(),
+        metrics: metrics.clone(),
+        meters: Default::default(),
+        notifier: notifier.clone(),
+        stop: stop.clone(),
+    };
+    // Leases: the links start as they are acquired.
+    let lease_stop = CancellationToken::new();
+    let (lease_tx, mut lease_rx) = mpsc::channel::<LeaseEvent>(64);
+    let (lease_cmd, lease_cmd_rx) = mpsc::channel::<LeaseCommand>(64);
+    let mut replica = None;
+    let lease_task = match pg {
+        Some(pg) => {
+            let manager = LeaseManager::new(
+                pg,
+                file.names().iter().map(|s| s.to_string()).collect(),
+                file.state.lease(),
+                file.state.lease_renew(),
+                lease_tx,
+            );
+            replica = Some(manager.id.clone());
+            Some(tokio::spawn(manager.run(lease_cmd_rx, lease_stop.clone())))
+        }
+        None => {
+            drop(lease_tx);
+            for slot in table.values_mut() {
+                if let Some(link) = slot.prepared.take() {
+                    env.start(slot, link, None);
+                }
+            }
+            None
+        }
+    };
+    let (released_tx, mut released_rx) = mpsc::channel::<String>(64);
     let mut supervisor = Supervisor {
         config_path: config_path.to_path_buf(),
-        config,
-        store,
-        shared,
-        metrics: link_metrics,
-        notifier: notifier.clone(),
-        work: work_tx,
+        file,
+        table,
+        env,
+        replica,
+        lease_cmd: lease_task.as_ref().map(|_| lease_cmd.clone()),
+        released: released_tx,
     };
     let mut watchdog = watchdog_interval();
     notifier.notify(&[
         NotifyState::Ready,
         NotifyState::Status("ready; waiting for the first cycle"),
     ]);
-    info!(config = %config_path.display(), "hitosync daemon started");
+    info!(config = %config_path.display(), links = supervisor.table.len(), "hitosync daemon started");
 
     loop {
         tokio::select! {
-            _ = signals.usr1.recv() => supervisor.cycle(CycleOptions::default(), None, "SIGUSR1", false),
-            _ = signals.usr2.recv() => supervisor.cycle(CycleOptions { full: true, ..Default::default() }, None, "SIGUSR2", false),
+            _ = signals.usr1.recv() => supervisor.cycle_all(CycleOptions::default(), "SIGUSR1"),
+            _ = signals.usr2.recv() => supervisor.cycle_all(CycleOptions { full: true, ..Default::default() }, "SIGUSR2"),
             _ = signals.hup.recv() => supervisor.reload().await,
             Some(()) = watch_rx.recv() => {
                 // editors write in several steps: let them finish
@@ -186,46 +254,43 @@ pub async fn run_until(
                 supervisor.reload().await;
             }
             Some((req, reply)) = ctl_rx.recv() => supervisor.control(req, reply),
+            Some(ev) = lease_rx.recv() => supervisor.lease_event(ev).await,
+            Some(link) = released_rx.recv() => {
+                if let Some(tx) = &supervisor.lease_cmd {
+                    let _ = tx.send(LeaseCommand::Released { link }).await;
+                }
+            }
             _ = signals.term.recv() => break,
             _ = signals.int.recv() => break,
             _ = &mut shutdown => break,
             _ = tick(&mut watchdog) => supervisor.watchdog(),
         }
     }
-    // Every wait of the cycle under way ends now; the record in flight is
-    // finished, nothing else starts, the cursors stay where they were.
-    info!("stopping: finishing the record in flight");
+    // Every wait of the cycles under way ends now; the records in flight
+    // are finished, nothing else starts, the cursors stay where they were.
+    info!("stopping: finishing the records in flight");
     notifier.notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     stop.cancel();
-    drop(supervisor.work);
-    if let Err(e) = worker_task.await {
-        error!(error = %e, "the worker ended abnormally");
+    let tasks: Vec<_> = supervisor
+        .table
+        .values_mut()
+        .filter_map(|s| s.runner.take())
+        .map(|r| r.task)
+        .collect();
+    for t in tasks {
+        if let Err(e) = t.await {
+            error!(error = %e, "a link worker ended abnormally");
+        }
+    }
+    // only now may others take the links
+    lease_stop.cancel();
+    if let Some(t) = lease_task {
+        let _ = t.await;
     }
     control_task.abort();
-    control::remove_socket(&supervisor.config.daemon.control_socket);
+    control::remove_socket(&supervisor.file.daemon.control_socket);
     info!("hitosync daemon stopped");
     Ok(())
-}
-
-fn schedules(
-    config: &Config,
-    path: &Path,
-) -> Result<(cron::Schedule, cron::Schedule), DaemonError> {
-    Ok((
-        crate::config::parse_schedule(&config.daemon.schedule)
-            .map_err(|_| invalid_schedule(path))?,
-        crate::config::parse_schedule(&config.daemon.full_resync_schedule)
-            .map_err(|_| invalid_schedule(path))?,
-    ))
-}
-
-fn invalid_schedule(path: &Path) -> DaemonError {
-    DaemonError::Config(ConfigError::Invalid {
-        path: path.to_path_buf(),
-        key: "daemon.schedule",
-        expected: "a cron expression with seconds".into(),
-        found: String::new(),
-    })
 }
 
 fn watchdog_interval() -> Option<tokio::time::Interval> {
@@ -285,196 +350,151 @@ const WEDGE_GRACE: Duration = Duration::from_secs(180);
 
 struct Supervisor {
     config_path: PathBuf,
-    config: Config,
-    store: Arc<StoreSlot>,
-    shared: Arc<Shared>,
-    metrics: Arc<LinkMetrics>,
-    notifier: Arc<Notifier>,
-    work: mpsc::Sender<Command>,
+    file: ConfigFile,
+    table: BTreeMap<String, LinkSlot>,
+    env: Env,
+    /// This replica's id (PostgreSQL).
+    replica: Option<String>,
+    lease_cmd: Option<mpsc::Sender<LeaseCommand>>,
+    /// A shed or removed link's worker ended: its lease may go.
+    released: mpsc::Sender<String>,
 }
 
 impl Supervisor {
-    /// Queues a cycle for the worker. A full queue answers at once rather
-    /// than wait: the supervisor must stay free.
+    /// Queues a cycle for one link's worker. A full queue answers at once
+    /// rather than wait: the supervisor must stay free.
     fn cycle(
         &self,
+        name: &str,
         opts: CycleOptions,
         reply: Option<oneshot::Sender<Answer>>,
         why: &'static str,
         json: bool,
     ) {
+        let refuse = |reply: Option<oneshot::Sender<Answer>>, reason: String| {
+            warn!(link = %name, trigger = why, "cycle request not queued: {reason}");
+            if let Some(reply) = reply {
+                let _ = reply.send(Answer {
+                    exit_code: 1,
+                    output: format!("{reason}\n"),
+                });
+            }
+        };
+        let Some(runner) = self.table.get(name).and_then(|s| s.runner.as_ref()) else {
+            return refuse(reply, self.not_here(name));
+        };
         let command = Command::Cycle {
             opts,
             reply,
             why,
             json,
         };
-        if let Err(e) = self.work.try_send(command) {
+        if let Err(e) = runner.tx.try_send(command) {
             let (c, reason) = match e {
                 mpsc::error::TrySendError::Full(c) => {
                     (c, "the daemon has too many cycles queued; try again later")
                 }
                 mpsc::error::TrySendError::Closed(c) => (c, "the daemon is shutting down"),
             };
-            warn!(trigger = why, "cycle request not queued: {reason}");
-            if let Command::Cycle {
-                reply: Some(reply), ..
-            } = c
+            let Command::Cycle { reply, .. } = c;
+            refuse(reply, reason.to_string());
+        }
+    }
+
+    /// Why a link's cycle cannot run here.
+    fn not_here(&self, name: &str) -> String {
+        match self.table.get(name) {
+            None => format!("no link named {name:?} in {}", self.config_path.display()),
+            Some(slot) => {
+                let live = slot.shared.snapshot().1;
+                match (&live.setup_error, &self.replica) {
+                    (Some(e), _) => format!("link {name:?} is not running: {e}"),
+                    (None, Some(_)) => format!(
+                        "link {name:?} is run by another replica now (see `hitosync status`); run the command through that one"
+                    ),
+                    (None, None) => format!("link {name:?} is not running"),
+                }
+            }
+        }
+    }
+
+    fn cycle_all(&self, opts: CycleOptions, why: &'static str) {
+        for (name, slot) in &self.table {
+            if slot.runner.is_some() {
+                self.cycle(name, opts.clone(), None, why, false);
+            }
+        }
+    }
+
+    /// Pings systemd, unless a worker is stuck in a cycle it cannot stop:
+    /// then the missing pings make systemd restart the service.
+    fn watchdog(&self) {
+        for (name, slot) in &self.table {
+            if slot
+                .shared
+                .wedged(slot.config.daemon.cycle_deadline(), WEDGE_GRACE)
             {
-                let _ = reply.send(Answer {
-                    exit_code: 1,
-                    output: format!("{reason}\n"),
+                error!(link = %name,
+                    "the cycle under way ignores its deadline; no watchdog ping, so that systemd restarts hitosync"
+                );
+                return;
+            }
+        }
+        self.env.notifier.notify(&[NotifyState::Watchdog]);
+    }
+
+    async fn lease_event(&mut self, ev: LeaseEvent) {
+        match ev {
+            LeaseEvent::Acquired { link, lease } => {
+                let many = self.file.form == Form::Many;
+                let Some(slot) = self.table.get_mut(&link) else {
+                    // not configured any more: let it go
+                    let _ = self.released.send(link).await;
+                    return;
+                };
+                slot.lease = Some(lease);
+                let prepared = slot.prepared.take();
+                let client = match prepared {
+                    Some(l) => Ok(l),
+                    None => links::connect(&slot.config, many).await,
+                };
+                match client {
+                    Ok(l) => {
+                        // a worker of an earlier lease may still be ending
+                        let before = links::retire(slot);
+                        self.env.start(slot, l, before);
+                    }
+                    Err(e) => {
+                        error!(%link, error = %e, "the link cannot start; it stays held here so that no replica runs it half-configured (fix the file and reload)");
+                        slot.set_setup_error(Some(e));
+                    }
+                }
+            }
+            LeaseEvent::Lost { link } => {
+                let task = self.table.get_mut(&link).and_then(links::cancel);
+                self.env.forget_metrics(&link, task);
+            }
+            LeaseEvent::Shed { link } => {
+                let task = self.table.get_mut(&link).and_then(links::retire);
+                if let Some(slot) = self.table.get_mut(&link) {
+                    slot.lease = None;
+                }
+                let released = self.released.clone();
+                let (ended_tx, ended) = oneshot::channel::<()>();
+                self.env.forget_metrics(
+                    &link,
+                    Some(tokio::spawn(async move {
+                        let _ = ended.await;
+                    })),
+                );
+                tokio::spawn(async move {
+                    if let Some(t) = task {
+                        let _ = t.await;
+                    }
+                    let _ = ended_tx.send(());
+                    let _ = released.send(link).await;
                 });
             }
         }
-    }
-
-    /// Read-only requests are answered here at once, also while a cycle
-    /// runs; cycles go to the worker.
-    fn control(&self, req: Request, reply: oneshot::Sender<Answer>) {
-        match req {
-            Request::Status { json } => {
-                let _ = reply.send(self.status(json));
-            }
-            Request::Inspect { id, json } => {
-                let answer = match self.store.get() {
-                    Some(store) => match status::inspect_output(&store, &id, json) {
-                        Ok((output, exit_code)) => Answer { exit_code, output },
-                        Err(e) => Answer {
-                            exit_code: 1,
-                            output: format!("error: {e}\n"),
-                        },
-                    },
-                    None => Answer {
-                        exit_code: 1,
-                        output: "error: the store is not open (see `hitosync status`)\n".into(),
-                    },
-                };
-                let _ = reply.send(answer);
-            }
-            Request::Sync {
-                full,
-                allow_mass_delete,
-            } => self.cycle(
-                CycleOptions {
-                    full,
-                    allow_mass_delete,
-                    ..Default::default()
-                },
-                Some(reply),
-                "hitosync sync",
-                false,
-            ),
-            Request::Plan { full, json } => self.cycle(
-                CycleOptions {
-                    full,
-                    dry_run: true,
-                    ..Default::default()
-                },
-                Some(reply),
-                "hitosync plan",
-                json,
-            ),
-        }
-    }
-
-    fn status(&self, json: bool) -> Answer {
-        let (health, live) = self.shared.snapshot();
-        let Some(store) = self.store.get() else {
-            return Answer {
-                exit_code: 1,
-                output: status::status_without_store(&health, &live, json),
-            };
-        };
-        let view =
-            status::StatusView::read(&store, chrono::Utc::now()).map(|v| v.with_live(health, live));
-        match view.and_then(|v| status::render_status(&v, json)) {
-            Ok(output) => Answer {
-                exit_code: 0,
-                output,
-            },
-            Err(e) => Answer {
-                exit_code: 1,
-                output: format!("error: {e}\n"),
-            },
-        }
-    }
-
-    /// Pings systemd, unless the worker is stuck in a cycle it cannot stop:
-    /// then the missing pings make systemd restart the service.
-    fn watchdog(&self) {
-        if self
-            .shared
-            .wedged(self.config.daemon.cycle_deadline(), WEDGE_GRACE)
-        {
-            error!(
-                "the cycle under way ignores its deadline; no watchdog ping, so that systemd restarts hitosync"
-            );
-            return;
-        }
-        self.notifier.notify(&[NotifyState::Watchdog]);
-    }
-
-    /// SIGHUP or an edited file: a bad config is refused and the old one
-    /// stays in force. The worker takes the new one between cycles.
-    async fn reload(&mut self) {
-        let new = match Config::load(&self.config_path) {
-            Ok(c) => c,
-            Err(e) => {
-                error!(error = %e, "config reload refused; the running config stays in force");
-                return;
-            }
-        };
-        let (schedule, full_schedule) = match schedules(&new, &self.config_path) {
-            Ok(s) => s,
-            Err(_) => {
-                error!("config reload refused: bad schedule; the running config stays in force");
-                return;
-            }
-        };
-        let link = match Link::connect(&new).await {
-            Ok(l) => l,
-            Err(e) => {
-                error!(error = %e, "config reload refused; the running config stays in force");
-                return;
-            }
-        };
-        for w in new.warnings() {
-            warn!("{w}");
-        }
-        if new.daemon.state_dir != self.config.daemon.state_dir
-            || new.daemon.control_socket != self.config.daemon.control_socket
-            || new.daemon.metrics_listen != self.config.daemon.metrics_listen
-        {
-            warn!(
-                "daemon.state_dir, control_socket and metrics_listen take effect at the next restart"
-            );
-        }
-        let settings = Settings {
-            link,
-            schedule,
-            full_schedule,
-            deadline: new.daemon.cycle_deadline(),
-        };
-        if self
-            .work
-            .try_send(Command::Reload(Box::new(settings)))
-            .is_err()
-        {
-            error!("config reload refused: the worker's queue is full; try again");
-            return;
-        }
-        // the state dir, socket and metrics address stay as they were
-        let (state_dir, socket, metrics) = (
-            self.config.daemon.state_dir.clone(),
-            self.config.daemon.control_socket.clone(),
-            self.config.daemon.metrics_listen.clone(),
-        );
-        self.config = new;
-        self.config.daemon.state_dir = state_dir;
-        self.config.daemon.control_socket = socket;
-        self.config.daemon.metrics_listen = metrics;
-        self.metrics.reloaded();
-        info!(config = %self.config_path.display(), "config reloaded");
     }
 }

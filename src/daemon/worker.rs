@@ -1,84 +1,32 @@
 //! The worker: runs the cycles of one link, one at a time, each bounded.
 //!
-//! The supervisor (`daemon::run_until`) owns signals, the control socket
-//! and reloads, and stays free while a cycle runs: it answers `status`
-//! from the shared store and fires the shutdown token on SIGTERM. The
-//! worker owns the link's clients and schedule. One worker per link is the
-//! shape a daemon serving several links takes; today there is one.
+//! The supervisor (`daemon::run_until`) owns signals, the control socket,
+//! reloads and (with PostgreSQL) the leases, and stays free while cycles
+//! run: it answers `status` from the store and fires the shutdown token on
+//! SIGTERM. Each link has its own worker task, with its own clients (so its
+//! own request budgets), schedules, failures and backoff: one link's bad
+//! key or dead server never slows another.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::retry::CancellationToken;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
+use super::backend::BackendSlot;
 use super::control::Answer;
+use super::fence::{FencedCalendar, FencedHitolink};
 use super::metrics::LinkMetrics;
 use super::systemd::Notifier;
-use crate::engine::{CycleOptions, CycleReport, EngineError};
+use crate::engine::{CycleOptions, CycleReport, Engine, EngineError};
 use crate::google::GoogleError;
 use crate::hitolink::HitolinkError;
 use crate::link::Link;
-use crate::state::{StateError, Store};
+use crate::state::{Lease, StateError, StateStore};
 use crate::status::{self, Health, Live, RunningCycle};
-
-/// The store, shared by the worker (which reopens it after an I/O error)
-/// and the supervisor (which reads it for `status`). sled is safe to use
-/// from several threads; the lock only guards swapping the handle.
-#[derive(Debug)]
-pub struct StoreSlot {
-    dir: PathBuf,
-    current: RwLock<Option<Arc<Store>>>,
-}
-
-impl StoreSlot {
-    pub fn new(dir: PathBuf, store: Store) -> StoreSlot {
-        StoreSlot {
-            dir,
-            current: RwLock::new(Some(Arc::new(store))),
-        }
-    }
-
-    pub fn get(&self) -> Option<Arc<Store>> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The open store, or a fresh open of it.
-    async fn get_or_open(&self) -> Result<Arc<Store>, StateError> {
-        if let Some(s) = self.get() {
-            return Ok(s);
-        }
-        self.open().await
-    }
-
-    /// Drops the handle (sled holds its file lock until the last one is
-    /// gone) and opens the store again, on a blocking thread: opening
-    /// waits for the lock and replays sled's log.
-    async fn reopen(&self) -> Result<Arc<Store>, StateError> {
-        self.current
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        self.open().await
-    }
-
-    async fn open(&self) -> Result<Arc<Store>, StateError> {
-        let dir = self.dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
-            .await
-            .map_err(|e| StateError::Io(format!("opening the store: {e}")))??;
-        let store = Arc::new(store);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(store.clone());
-        Ok(store)
-    }
-}
 
 /// What the worker shares with the supervisor for `status`.
 #[derive(Debug, Default)]
@@ -110,7 +58,7 @@ impl Shared {
     }
 }
 
-/// Asks the worker for a cycle or hands it a reloaded config.
+/// Asks the worker for a cycle.
 pub enum Command {
     Cycle {
         opts: CycleOptions,
@@ -119,10 +67,9 @@ pub enum Command {
         /// A `plan --json` request: answer in JSON.
         json: bool,
     },
-    Reload(Box<Settings>),
 }
 
-/// What a reload changes for the worker.
+/// What the worker runs on.
 pub struct Settings {
     pub link: Link,
     pub schedule: cron::Schedule,
@@ -131,19 +78,30 @@ pub struct Settings {
 }
 
 pub struct Worker {
+    /// The link's name (store trees, lease rows, logs).
+    pub name: String,
     pub settings: Settings,
-    pub store: Arc<StoreSlot>,
+    pub backend: Arc<BackendSlot>,
+    /// With PostgreSQL: the lease under which this worker runs; every state
+    /// write presents its token and every remote write checks its clock.
+    pub lease: Option<Arc<Lease>>,
     pub shared: Arc<Shared>,
     pub metrics: Arc<LinkMetrics>,
     pub notifier: Arc<Notifier>,
-    /// Fired by the supervisor on SIGTERM/SIGINT.
+    /// Fired on SIGTERM/SIGINT, or when the link's lease is lost: ends the
+    /// cycle under way (the record in flight is finished).
     pub shutdown: CancellationToken,
+    /// Fired when the link is removed, changed or handed to another
+    /// replica: the worker stops after its cycle in flight.
+    pub retire: CancellationToken,
     failures: u32,
     retry_at: Option<DateTime<Utc>>,
     /// The store took no writes after the last failure: open it anew
     /// before the next cycle. Until then it still answers reads, for
     /// `status`.
     store_suspect: bool,
+    /// The link's store, with the backend generation it came from.
+    store: Option<(u64, Arc<dyn StateStore>)>,
 }
 
 /// How one bounded cycle ended.
@@ -157,11 +115,13 @@ pub struct Bounded {
 
 /// Runs one cycle of `link` on `store`, stopped at `deadline` or when
 /// `shutdown` fires: the engine's stop flag lets it finish the record in
-/// flight, the clients' token ends every wait at once. Shared by the
-/// daemon and the one-shot `hitosync sync`.
+/// flight, the clients' token ends every wait at once. Under a lease,
+/// every remote write first checks it. Shared by the daemon and the
+/// one-shot `hitosync sync`.
 pub async fn bounded_cycle(
     link: &mut Link,
-    store: &Store,
+    store: &dyn StateStore,
+    lease: Option<&Lease>,
     opts: &CycleOptions,
     deadline: Duration,
     shutdown: &CancellationToken,
@@ -170,7 +130,27 @@ pub async fn bounded_cycle(
     link.calendar.set_cancel(token.clone());
     link.hitolink.set_cancel(token.clone());
     let stop = AtomicBool::new(false);
-    let engine = link.engine(store, Some(&stop));
+    let link: &Link = link;
+    let fenced = lease.map(|lease| {
+        (
+            FencedCalendar {
+                inner: &link.calendar,
+                lease,
+            },
+            FencedHitolink {
+                inner: &link.hitolink,
+                lease,
+            },
+        )
+    });
+    let engine = match &fenced {
+        Some((calendar, hitolink)) => Engine {
+            calendar,
+            hitolink,
+            ..link.engine(store, Some(&stop))
+        },
+        None => link.engine(store, Some(&stop)),
+    };
     let cycle = engine.cycle(opts);
     tokio::pin!(cycle);
     let timer = tokio::time::sleep(deadline);
@@ -237,30 +217,48 @@ fn is_stop(e: &EngineError) -> bool {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        name: String,
         settings: Settings,
-        store: Arc<StoreSlot>,
+        backend: Arc<BackendSlot>,
+        lease: Option<Arc<Lease>>,
         shared: Arc<Shared>,
         metrics: Arc<LinkMetrics>,
         notifier: Arc<Notifier>,
         shutdown: CancellationToken,
+        retire: CancellationToken,
     ) -> Worker {
         Worker {
+            name,
             settings,
-            store,
+            backend,
+            lease,
             shared,
             metrics,
             notifier,
             shutdown,
+            retire,
             failures: 0,
             retry_at: None,
             store_suspect: false,
+            store: None,
         }
     }
 
-    /// Runs cycles on the schedules and on request until `shutdown` fires
-    /// or the supervisor hangs up; a cycle under way is finished first.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// Runs cycles on the schedules and on request until `shutdown` or
+    /// `retire` fires or the supervisor hangs up; a cycle under way is
+    /// finished first.
+    pub async fn run(self, commands: mpsc::Receiver<Command>) {
+        let span = info_span!("link", link = %self.name);
+        self.run_inner(commands).instrument(span).await
+    }
+
+    async fn run_inner(mut self, mut commands: mpsc::Receiver<Command>) {
+        // the gauges read the store before the first cycle
+        if let Ok(store) = self.open_store().await {
+            self.metrics.store_changed(store.as_ref()).await;
+        }
         loop {
             let now = Utc::now();
             let next = self.next_tick(now);
@@ -268,6 +266,7 @@ impl Worker {
             let command = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break,
+                _ = self.retire.cancelled() => break,
                 c = commands.recv() => match c {
                     Some(c) => c,
                     None => break,
@@ -276,7 +275,6 @@ impl Worker {
                 _ = sleep_until(next_full) => scheduled(true),
             };
             match command {
-                Command::Reload(settings) => self.reload(*settings),
                 Command::Cycle {
                     opts,
                     reply,
@@ -290,16 +288,21 @@ impl Worker {
                 }
             }
         }
-    }
-
-    fn reload(&mut self, mut settings: Settings) {
-        // keep counting on the same counters: metrics stay monotonic
-        settings
-            .link
-            .calendar
-            .share_counters(&self.settings.link.calendar);
-        settings.link.hitolink.counters = self.settings.link.hitolink.counters.clone();
-        self.settings = settings;
+        // answer whatever was queued, rather than leave it hanging
+        commands.close();
+        while let Ok(c) = commands.try_recv() {
+            let Command::Cycle { reply, .. } = c;
+            if let Some(reply) = reply {
+                let _ = reply.send(Answer {
+                    exit_code: 1,
+                    output: format!(
+                        "link {}: not run here any more (stopping, reloaded, or handed to another replica); try again\n",
+                        self.name
+                    ),
+                });
+            }
+        }
+        info!("link worker stopped");
     }
 
     /// The next scheduled cycle, pushed back while failures back off.
@@ -318,15 +321,7 @@ impl Worker {
             dry_run = opts.dry_run,
             "cycle starting"
         );
-        let store = if std::mem::take(&mut self.store_suspect) {
-            // sled takes no write after an I/O error until it is opened
-            // again, even once space is back
-            warn!("the store took no writes after the last failure; opening it again");
-            self.store.reopen().await
-        } else {
-            self.store.get_or_open().await
-        };
-        let store = match store {
+        let store = match self.open_store().await {
             Ok(s) => {
                 self.set_store_error(None);
                 s
@@ -337,7 +332,7 @@ impl Worker {
                 if !opts.dry_run {
                     self.metrics
                         .cycle_finished(Err(None), Duration::ZERO, false);
-                    self.failed(text.clone(), None, false);
+                    self.failed(text.clone(), None, false).await;
                 }
                 return Answer {
                     exit_code: 1,
@@ -354,7 +349,8 @@ impl Worker {
         let deadline = self.settings.deadline;
         let outcome = bounded_cycle(
             &mut self.settings.link,
-            &store,
+            store.as_ref(),
+            self.lease.as_deref(),
             &opts,
             deadline,
             &self.shutdown,
@@ -376,11 +372,11 @@ impl Worker {
                 opts.dry_run || outcome.shut_down,
             ),
         }
-        self.metrics.store_changed(&store);
+        self.metrics.store_changed(store.as_ref()).await;
         let answer = match (&outcome.result, &failure) {
             (Ok(report), None) => {
                 if !opts.dry_run && !outcome.shut_down {
-                    self.succeeded(&store, report);
+                    self.succeeded(store.as_ref(), report).await;
                 }
                 if opts.dry_run {
                     Answer {
@@ -399,7 +395,8 @@ impl Worker {
             (result, Some(text)) => {
                 let progressed = matches!(result, Ok(r) if r.applied > 0);
                 if !opts.dry_run {
-                    self.failed(text.clone(), Some(&store), progressed);
+                    self.failed(text.clone(), Some(store.as_ref()), progressed)
+                        .await;
                 }
                 let mut output = String::new();
                 if let Ok(report) = result {
@@ -417,7 +414,7 @@ impl Worker {
         // gone, it goes on without a restart.
         if failure.is_some()
             && !outcome.shut_down
-            && let Err(e) = store.check_writable()
+            && let Err(e) = store.check_writable().await
         {
             warn!(error = %e, "the store takes no writes; the next cycle opens it again");
             self.store_suspect = true;
@@ -425,7 +422,28 @@ impl Worker {
         answer
     }
 
-    fn succeeded(&mut self, store: &Store, report: &CycleReport) {
+    /// The link's store, opened anew when the last cycle left it suspect.
+    async fn open_store(&mut self) -> Result<Arc<dyn StateStore>, StateError> {
+        let (generation, backend) = if std::mem::take(&mut self.store_suspect) {
+            // sled takes no write after an I/O error until it is opened
+            // again, even once space is back
+            warn!("the store took no writes after the last failure; opening it again");
+            self.store = None;
+            self.backend.reopen().await?
+        } else {
+            self.backend.get_or_open().await?
+        };
+        if let Some((g, s)) = &self.store
+            && *g == generation
+        {
+            return Ok(s.clone());
+        }
+        let s = backend.store(&self.name, self.lease.clone())?;
+        self.store = Some((generation, s.clone()));
+        Ok(s)
+    }
+
+    async fn succeeded(&mut self, store: &dyn StateStore, report: &CycleReport) {
         self.failures = 0;
         self.retry_at = None;
         let now = Utc::now();
@@ -434,12 +452,13 @@ impl Worker {
             h.succeeded(now);
             h.clone()
         };
-        if let Err(e) = health.save(store) {
+        if let Err(e) = health.save(store).await {
             warn!(error = %e, "cannot save the cycle's health in the store");
         }
-        let mapped = store.record_count();
+        let mapped = store.record_count().await.unwrap_or(0);
         self.notifier.status(&format!(
-            "last cycle {}: {} applied, {} parked; {} interviews mapped",
+            "link {}: last cycle {}: {} applied, {} parked; {} interviews mapped",
+            self.name,
             now.format("%H:%M:%S"),
             report.applied,
             report.parked,
@@ -450,7 +469,7 @@ impl Worker {
     /// A failed cycle: counted, shown, and retried after a pause that grows
     /// with repeated failures. A cycle stopped at its deadline after some
     /// progress (a long import) goes on at the next tick instead.
-    fn failed(&mut self, text: String, store: Option<&Store>, progressed: bool) {
+    async fn failed(&mut self, text: String, store: Option<&dyn StateStore>, progressed: bool) {
         self.failures += 1;
         let wait = if progressed {
             Duration::ZERO
@@ -465,14 +484,14 @@ impl Worker {
             h.clone()
         };
         if let Some(store) = store
-            && let Err(e) = health.save(store)
+            && let Err(e) = health.save(store).await
         {
             warn!(error = %e, "cannot save the cycle's health in the store");
         }
         error!(error = %text, failures = self.failures, retry_in_s = wait.as_secs(), "cycle failed; the cursors did not move, so the next cycle reads the same changes again");
         self.notifier.status(&format!(
-            "last cycle failed ({} in a row): {text}",
-            self.failures
+            "link {}: last cycle failed ({} in a row): {text}",
+            self.name, self.failures
         ));
     }
 

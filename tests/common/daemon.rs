@@ -84,13 +84,18 @@ impl Daemon {
 
     /// Started, not yet waited for (for daemons meant to fail at start).
     pub fn spawn(env: &Env, envs: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_config(&env.config, envs)
+    }
+
+    /// The daemon of any config file, not yet waited for.
+    pub fn spawn_config(config: &Path, envs: &[(&str, &str)]) -> Daemon {
         // systemd names the watched process in WATCHDOG_PID; a shell that
         // execs the daemon knows its pid in advance.
         let mut child = Command::new("sh")
             .arg("-c")
             .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
             .arg(env!("CARGO_BIN_EXE_hitosync"))
-            .arg(&env.config)
+            .arg(config)
             .env("RUST_LOG", "info")
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
@@ -157,12 +162,17 @@ impl Daemon {
             .unwrap();
     }
 
-    /// Waits for the process to end; fails the test if it hangs.
+    /// Waits for the process to end; fails the test if it hangs. Every
+    /// line it logged is read before this returns (the reader may lag
+    /// behind the exit).
     pub async fn exit_code(&mut self) -> i32 {
         let status = tokio::time::timeout(HANG, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("the daemon did not exit; log:\n{}", self.log()))
             .unwrap();
+        while let Ok(Some(l)) = tokio::time::timeout(HANG, self.logs.recv()).await {
+            self.seen.push(l);
+        }
         status.code().unwrap_or(-1)
     }
 

@@ -4,6 +4,8 @@
 
 pub mod daemon;
 pub mod hostile;
+pub mod links;
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,13 @@ use std::str::FromStr;
 use serde::Deserialize;
 use url::Url;
 
+mod file;
+mod state;
+mod validate;
+
+pub use file::{ConfigFile, DEFAULT_LINK, Form, valid_link_name};
+pub use state::{Backend, StateConfig, check_postgres_url, redact_url};
+
 pub use hitosync_core::policy::{ConflictPolicy, OnDecline, OnEventDeleted, is_email};
 use hitosync_core::reconcile::Policy;
 
@@ -23,18 +30,23 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/hitosync/hitosync.toml";
 /// (API承認設定) grants to the service account's client ID.
 pub const CALENDAR_SCOPE: &str = "https://www.googleapis.com/auth/calendar";
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What one link runs on: its organizer calendar (`google`), its HITO-Link
+/// tenant (`hitolink`), its policy (`sync`), and the daemon's settings with
+/// the link's own schedules in force. The clients and the engine take this
+/// view, so they never need to know whether the file had one link or many.
+/// Two views compare equal when nothing the link runs on changed: a
+/// reload restarts only the links whose view differs.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The link's name: `default` for a file of the single-link form.
+    pub link: String,
     pub google: GoogleConfig,
     pub hitolink: HitolinkConfig,
-    #[serde(default)]
     pub daemon: DaemonConfig,
-    #[serde(default)]
     pub sync: SyncConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleConfig {
     /// The service account's address (setup guide 1-④, handed over in 3-②).
@@ -68,7 +80,7 @@ pub struct GoogleConfig {
     pub max_retry_after_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HitolinkConfig {
     pub base_url: String,
@@ -85,7 +97,7 @@ pub struct HitolinkConfig {
     pub max_retry_after_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     #[serde(default = "default_state_dir")]
@@ -124,7 +136,7 @@ impl DaemonConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     #[serde(default)]
@@ -234,165 +246,47 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
+    /// `key` is the whole path of the key: `google.p12_key_file` in a
+    /// single-link file, `link "brand-b": google.p12_key_file` or
+    /// `link[2].name` in a file of `[[link]]` tables.
     #[error("{path}: key `{key}`: expected {expected}, found {found:?}")]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        key: String,
         expected: String,
         found: String,
+    },
+    /// The file uses both forms: top-level `[google]`/`[hitolink]`/`[sync]`
+    /// and `[[link]]` tables.
+    #[error(
+        "{path}: {keys} at the top level and [[link]] tables in one file: use one form or the other (move {keys} into each [[link]] table as [link.google], [link.hitolink], [link.sync], or drop the [[link]] tables)"
+    )]
+    MixedForms { path: PathBuf, keys: String },
+    /// A command that serves one link was given a file of several.
+    #[error("{path} configures {count} links ({names}); name one with --link NAME")]
+    ManyLinks {
+        path: PathBuf,
+        count: usize,
+        names: String,
+    },
+    #[error("{path}: no link named {name:?} (the file configures {names})")]
+    NoSuchLink {
+        path: PathBuf,
+        name: String,
+        names: String,
     },
 }
 
 impl Config {
-    /// Reads, parses and validates the file; nothing is half-loaded.
+    /// Reads a file of one link (either form) and returns that link.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
+        ConfigFile::load(path)?.single()
     }
 
-    /// Parses TOML text; `path` is only used to name the file in errors.
+    /// Parses the text of a file of one link; `path` only names the file
+    /// in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: syntax_message(&e),
-        })?;
-        config.resolve_relative_paths(path);
-        config.validate(path)?;
-        Ok(config)
-    }
-
-    /// Relative paths in the file are taken relative to the file itself, so a
-    /// config directory can be moved as a whole (and the demo can use one in a
-    /// temporary directory).
-    fn resolve_relative_paths(&mut self, config_path: &Path) {
-        let base = config_path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        if let Some(p) = self.google.p12_key_file.as_mut() {
-            fix(p);
-        }
-        if let Some(p) = self.google.json_key_file.as_mut() {
-            fix(p);
-        }
-        fix(&mut self.hitolink.api_token_file);
-        fix(&mut self.daemon.state_dir);
-        fix(&mut self.daemon.control_socket);
-    }
-
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, expected: &str, found: &str| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            expected: expected.to_string(),
-            found: found.to_string(),
-        };
-        let g = &self.google;
-        if !is_email(&g.service_account_email) {
-            return Err(invalid(
-                "google.service_account_email",
-                "the service account's address, like sync@project.iam.gserviceaccount.com (setup guide 1-④)",
-                &g.service_account_email,
-            ));
-        }
-        if !is_email(&g.organizer_email) {
-            return Err(invalid(
-                "google.organizer_email",
-                "the 予約元 address whose calendar holds the interviews (setup guide 1-⑤)",
-                &g.organizer_email,
-            ));
-        }
-        match (&g.p12_key_file, &g.json_key_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "google.p12_key_file",
-                    "either p12_key_file or json_key_file, not both",
-                    "both set",
-                ));
-            }
-            (None, None) => {
-                return Err(invalid(
-                    "google.p12_key_file",
-                    "the path of the P12 key downloaded in setup guide 1-③",
-                    "nothing",
-                ));
-            }
-            _ => {}
-        }
-        if g.calendar_id.trim().is_empty() {
-            return Err(invalid(
-                "google.calendar_id",
-                "a calendar ID, usually \"primary\"",
-                "",
-            ));
-        }
-        check_url(&g.api_base_url)
-            .map_err(|e| invalid("google.api_base_url", &e, &g.api_base_url))?;
-        check_url(&g.token_uri).map_err(|e| invalid("google.token_uri", &e, &g.token_uri))?;
-        if g.max_requests_per_minute == 0 {
-            return Err(invalid(
-                "google.max_requests_per_minute",
-                "a number of requests above 0 (Google allows about 600 a minute per user)",
-                "0",
-            ));
-        }
-        if g.max_retry_after_secs == 0 || g.max_retry_after_secs > MAX_RETRY_AFTER_LIMIT {
-            return Err(invalid(
-                "google.max_retry_after_secs",
-                &format!("seconds from 1 to {MAX_RETRY_AFTER_LIMIT} (default 300)"),
-                &g.max_retry_after_secs.to_string(),
-            ));
-        }
-        let h = &self.hitolink;
-        check_url(&h.base_url).map_err(|e| invalid("hitolink.base_url", &e, &h.base_url))?;
-        if h.max_requests_per_minute == 0 {
-            return Err(invalid(
-                "hitolink.max_requests_per_minute",
-                "a number of requests above 0 (the API allows 100 a minute)",
-                "0",
-            ));
-        }
-        if h.max_retry_after_secs == 0 || h.max_retry_after_secs > MAX_RETRY_AFTER_LIMIT {
-            return Err(invalid(
-                "hitolink.max_retry_after_secs",
-                &format!("seconds from 1 to {MAX_RETRY_AFTER_LIMIT} (default 300)"),
-                &h.max_retry_after_secs.to_string(),
-            ));
-        }
-        let d = &self.daemon;
-        parse_schedule(&d.schedule).map_err(|e| invalid("daemon.schedule", &e, &d.schedule))?;
-        parse_schedule(&d.full_resync_schedule)
-            .map_err(|e| invalid("daemon.full_resync_schedule", &e, &d.full_resync_schedule))?;
-        if d.cycle_deadline_secs == 0 {
-            return Err(invalid(
-                "daemon.cycle_deadline_secs",
-                "seconds above 0 (default 90, under the unit's WatchdogSec)",
-                "0",
-            ));
-        }
-        if let Some(listen) = &d.metrics_listen {
-            SocketAddr::from_str(listen).map_err(|_| {
-                invalid(
-                    "daemon.metrics_listen",
-                    "an address and port like 127.0.0.1:9464",
-                    listen,
-                )
-            })?;
-        }
-        let s = &self.sync;
-        if s.booking_marker.trim().is_empty() {
-            return Err(invalid(
-                "sync.booking_marker",
-                "a non-empty marker like \"HL:\"",
-                &s.booking_marker,
-            ));
-        }
-        Ok(())
+        ConfigFile::parse(text, path)?.single()
     }
 
     /// Settings that load but are probably not what the admin meant; the

@@ -12,7 +12,7 @@ use tracing::{Instrument, info, info_span, warn};
 use hitosync_core::reconcile::{Case, Decision, HitolinkOp, decide_among, derived_event_id};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
-use hitosync_state::{Commit, HistoryEntry, Intent, StateError, WorkKey};
+use hitosync_state::{Commit, HistoryEntry, Intent, StateError, StateStoreExt, WorkKey};
 
 use crate::execute::{Step, Writes};
 use crate::work::{WorkItem, WorkSet, order_key};
@@ -82,9 +82,9 @@ impl Engine<'_> {
         self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
-    fn decide_item(&self, key: &WorkKey, item: &WorkItem) -> Result<Decision, StateError> {
+    async fn decide_item(&self, key: &WorkKey, item: &WorkItem) -> Result<Decision, StateError> {
         let snapshot = match key {
-            WorkKey::Interview(id) => self.store.record(id)?.map(|r| r.snapshot),
+            WorkKey::Interview(id) => self.store.record(id).await?.map(|r| r.snapshot),
             WorkKey::Event(_) => None,
         };
         Ok(decide_among(
@@ -110,11 +110,10 @@ impl Engine<'_> {
                 Err(e) if e.is_cycle_ending() => return Err(e),
                 Err(e) => {
                     if !ctx.opts.dry_run {
-                        let p = self.store.park(
-                            key,
-                            &format!("reading it again failed: {e}"),
-                            ctx.now,
-                        )?;
+                        let p = self
+                            .store
+                            .park(key, &format!("reading it again failed: {e}"), ctx.now)
+                            .await?;
                         warn!(%key, error = %e, attempts = p.attempts, "re-reading a record failed; it stays parked");
                     }
                 }
@@ -124,22 +123,22 @@ impl Engine<'_> {
     }
 
     /// Counts the cancellations the work would make, for the breaker.
-    pub(crate) fn count_destructive(&self, work: &WorkSet<'_>) -> Result<usize, EngineError> {
+    pub(crate) async fn count_destructive(&self, work: &WorkSet<'_>) -> Result<usize, EngineError> {
         let mut n = 0;
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let batch = work.batch(after.as_deref(), BATCH)?;
+            let batch = work.batch(after.as_deref(), BATCH).await?;
             let Some((last, _)) = batch.last() else {
                 return Ok(n);
             };
             after = Some(last.clone());
             for (_, key) in batch {
-                let Some(item) = work.get(&key)? else {
+                let Some(item) = work.get(&key).await? else {
                     continue;
                 };
                 if item.invalid.is_none()
                     && !item.refetch
-                    && self.decide_item(&key, &item)?.is_destructive()
+                    && self.decide_item(&key, &item).await?.is_destructive()
                 {
                     n += 1;
                 }
@@ -156,7 +155,7 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let batch = ctx.work.batch(after.as_deref(), BATCH)?;
+            let batch = ctx.work.batch(after.as_deref(), BATCH).await?;
             let Some((last, _)) = batch.last() else {
                 return Ok(());
             };
@@ -191,7 +190,7 @@ impl Engine<'_> {
         report: &mut CycleReport,
     ) -> Result<(), EngineError> {
         let dry = ctx.opts.dry_run;
-        let Some(item) = ctx.work.get(key)? else {
+        let Some(item) = ctx.work.get(key).await? else {
             return Ok(());
         };
         if item.refetch {
@@ -201,7 +200,7 @@ impl Engine<'_> {
         if let Some(reason) = &item.invalid {
             if pass == Pass::Visible {
                 if !dry {
-                    let p = self.store.park(key, reason, ctx.now)?;
+                    let p = self.store.park(key, reason, ctx.now).await?;
                     warn!(%key, %reason, attempts = p.attempts, "record cannot be synced; parked");
                 }
                 report.parked += 1;
@@ -214,36 +213,36 @@ impl Engine<'_> {
             Err(e) if !e.is_cycle_ending() => {
                 if !dry {
                     let reason = format!("reading the event the interview names failed: {e}");
-                    self.store.park(key, &reason, ctx.now)?;
+                    self.store.park(key, &reason, ctx.now).await?;
                 }
                 report.parked += 1;
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
-        let d = self.decide_item(key, &item)?;
+        let d = self.decide_item(key, &item).await?;
         let bookkeeping = d.is_bookkeeping();
         match pass {
             Pass::Visible if bookkeeping => return Ok(()),
             Pass::Rest if dry && !bookkeeping => return Ok(()),
             _ => {}
         }
-        self.report_lookalikes(&d, ctx, report)?;
+        self.report_lookalikes(&d, ctx, report).await?;
         if let Some(reason) = &d.refusal {
             push_line(report, dry, PlanItem::of(key, &d, false));
             report.refused += 1;
             if !dry {
                 match key {
                     WorkKey::Interview(_) => {
-                        let p = self.store.park(key, reason, ctx.now)?;
+                        let p = self.store.park(key, reason, ctx.now).await?;
                         warn!(%key, %reason, attempts = p.attempts, "refused; parked until the calendar changes");
                         report.parked += 1;
                     }
                     WorkKey::Event(ev) => {
-                        if self.store.report(ev, None, reason, ctx.now)? {
+                        if self.store.report(ev, None, reason, ctx.now).await? {
                             warn!(event = %ev, %reason, "booking refused; reported in status");
                         }
-                        self.store.settle(key)?;
+                        self.store.settle(key).await?;
                     }
                 }
             }
@@ -254,7 +253,7 @@ impl Engine<'_> {
                 push_line(report, dry, PlanItem::of(key, &d, false));
             }
             if !dry {
-                self.store_quiet(key, &d, ctx.now)?;
+                self.store_quiet(key, &d, ctx.now).await?;
             }
             return Ok(());
         }
@@ -265,11 +264,13 @@ impl Engine<'_> {
             return Ok(());
         }
         if held {
-            self.store.park_held(
-                key,
-                report.breaker.as_deref().unwrap_or("mass deletion"),
-                ctx.now,
-            )?;
+            self.store
+                .park_held(
+                    key,
+                    report.breaker.as_deref().unwrap_or("mass deletion"),
+                    ctx.now,
+                )
+                .await?;
             report.parked += 1;
             return Ok(());
         }
@@ -277,15 +278,17 @@ impl Engine<'_> {
             && d.calendar_op().is_some_and(|c| c.notifies())
         {
             // Writes that mail attendees wait; the rest of the cycle goes on.
-            self.store.park_until(
-                key,
-                &format!(
-                    "waiting for Google's invitation limit to lift: {}",
-                    hold.reason
-                ),
-                ctx.now,
-                hold.until,
-            )?;
+            self.store
+                .park_until(
+                    key,
+                    &format!(
+                        "waiting for Google's invitation limit to lift: {}",
+                        hold.reason
+                    ),
+                    ctx.now,
+                    hold.until,
+                )
+                .await?;
             report.parked += 1;
             report.invitations_held += 1;
             return Ok(());
@@ -325,7 +328,7 @@ impl Engine<'_> {
         let known = named == derived_event_id(id)
             || item.g.now().is_some_and(|e| e.id == named)
             || item.claimants.iter().any(|e| e.id == named);
-        if known || self.store.record(id)?.is_some() {
+        if known || self.store.record(id).await?.is_some() {
             return Ok(item);
         }
         match self.calendar.get(&named).await {
@@ -339,7 +342,7 @@ impl Engine<'_> {
     }
 
     /// Look-alikes are reported once (and kept for `status` and `inspect`).
-    fn report_lookalikes(
+    async fn report_lookalikes(
         &self,
         d: &Decision,
         ctx: &Ctx<'_>,
@@ -350,7 +353,8 @@ impl Engine<'_> {
             if !ctx.opts.dry_run
                 && self
                     .store
-                    .report(&l.event_id, Some(&l.interview_id), &l.why, ctx.now)?
+                    .report(&l.event_id, Some(&l.interview_id), &l.why, ctx.now)
+                    .await?
             {
                 warn!(event = %l.event_id, interview = %l.interview_id, why = %l.why, "an event claims an interview it is not the event of; left alone");
             }
@@ -360,14 +364,14 @@ impl Engine<'_> {
 
     /// A decision that writes nothing remotely: store the refreshed
     /// agreement if it changed, and settle the record's work.
-    fn store_quiet(
+    async fn store_quiet(
         &self,
         key: &WorkKey,
         d: &Decision,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let old = match &d.interview_id {
-            Some(iid) => self.store.record(iid)?.map(|r| r.snapshot),
+            Some(iid) => self.store.record(iid).await?.map(|r| r.snapshot),
             None => None,
         };
         // Only a decision that knows the record (or knows it is gone on
@@ -375,19 +379,23 @@ impl Engine<'_> {
         // without the store's knowledge must not erase one.
         let changes_mapping = d.case == Case::Forget || (d.snapshot.is_some() && d.snapshot != old);
         match &d.interview_id {
-            Some(iid) if changes_mapping => self.store.commit(Commit {
-                key,
-                interview_id: iid,
-                snapshot: d.snapshot.as_ref(),
-                entry: HistoryEntry {
-                    at: now,
-                    case: d.case,
-                    summary: d.log_line(),
-                },
-                conflicts: &d.conflicts,
-                pending_link_at: None,
-            }),
-            _ => self.store.settle(key),
+            Some(iid) if changes_mapping => {
+                self.store
+                    .commit(Commit {
+                        key,
+                        interview_id: iid,
+                        snapshot: d.snapshot.as_ref(),
+                        entry: HistoryEntry {
+                            at: now,
+                            case: d.case,
+                            summary: d.log_line(),
+                        },
+                        conflicts: &d.conflicts,
+                        pending_link_at: None,
+                    })
+                    .await
+            }
+            _ => self.store.settle(key).await,
         }
     }
 
@@ -412,7 +420,7 @@ impl Engine<'_> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 let snapshot = match &interview_id {
-                    Some(id) => self.store.record(id)?.map(|r| r.snapshot),
+                    Some(id) => self.store.record(id).await?.map(|r| r.snapshot),
                     None => None,
                 };
                 decision = decide_among(
@@ -432,26 +440,28 @@ impl Engine<'_> {
                             self.max_deletions
                         );
                         report.breaker.get_or_insert(why.clone());
-                        self.store.park_held(key, &why, ctx.now)?;
+                        self.store.park_held(key, &why, ctx.now).await?;
                         outcome.parked = true;
                         return Ok(outcome);
                     }
                 }
                 if let Some(reason) = &decision.refusal {
-                    self.store.park(key, reason, ctx.now)?;
+                    self.store.park(key, reason, ctx.now).await?;
                     outcome.parked = true;
                     return Ok(outcome);
                 }
                 if decision.is_quiet() {
-                    self.store_quiet(key, &decision, ctx.now)?;
+                    self.store_quiet(key, &decision, ctx.now).await?;
                     return Ok(outcome);
                 }
             }
-            self.store.put_intent(&Intent {
-                key: key.clone(),
-                summary: decision.log_line(),
-                at: ctx.now,
-            })?;
+            self.store
+                .put_intent(&Intent {
+                    key: key.clone(),
+                    summary: decision.log_line(),
+                    at: ctx.now,
+                })
+                .await?;
             info!(plan = %decision.log_line(), "applying");
             match self.execute(&decision, &h, &g).await? {
                 Step::Done {
@@ -469,18 +479,20 @@ impl Engine<'_> {
                         .clone()
                         .or(interview_id.clone())
                         .unwrap_or_default();
-                    self.store.commit(Commit {
-                        key,
-                        interview_id: &iid,
-                        snapshot: snapshot.as_ref().as_ref(),
-                        entry: HistoryEntry {
-                            at: ctx.now,
-                            case: decision.case,
-                            summary: decision.log_line(),
-                        },
-                        conflicts: &decision.conflicts,
-                        pending_link_at: link_deferred.then_some(order.as_slice()),
-                    })?;
+                    self.store
+                        .commit(Commit {
+                            key,
+                            interview_id: &iid,
+                            snapshot: snapshot.as_ref().as_ref(),
+                            entry: HistoryEntry {
+                                at: ctx.now,
+                                case: decision.case,
+                                summary: decision.log_line(),
+                            },
+                            conflicts: &decision.conflicts,
+                            pending_link_at: link_deferred.then_some(order.as_slice()),
+                        })
+                        .await?;
                     if link_deferred {
                         ctx.queued.notify_one();
                     }
@@ -500,7 +512,7 @@ impl Engine<'_> {
                     }
                 }
                 Step::Park(reason) => {
-                    let p = self.store.park(key, &reason, ctx.now)?;
+                    let p = self.store.park(key, &reason, ctx.now).await?;
                     warn!(%reason, attempts = p.attempts, "parked");
                     outcome.parked = true;
                     return Ok(outcome);
@@ -511,16 +523,20 @@ impl Engine<'_> {
                         reason,
                     };
                     warn!(until = %hold.until, reason = %hold.reason, "Google's invitation limit: writes that notify attendees wait; the rest goes on");
-                    self.store.put_meta(INVITATION_HOLD, &Some(hold.clone()))?;
-                    self.store.park_until(
-                        key,
-                        &format!(
-                            "waiting for Google's invitation limit to lift: {}",
-                            hold.reason
-                        ),
-                        ctx.now,
-                        hold.until,
-                    )?;
+                    self.store
+                        .put_meta(INVITATION_HOLD, &Some(hold.clone()))
+                        .await?;
+                    self.store
+                        .park_until(
+                            key,
+                            &format!(
+                                "waiting for Google's invitation limit to lift: {}",
+                                hold.reason
+                            ),
+                            ctx.now,
+                            hold.until,
+                        )
+                        .await?;
                     *ctx.invitations.lock().unwrap_or_else(|p| p.into_inner()) = Some(hold);
                     report.invitations_held += 1;
                     outcome.parked = true;
@@ -528,11 +544,14 @@ impl Engine<'_> {
                 }
             }
         }
-        let p = self.store.park(
-            key,
-            "kept changing while being written; retried next cycle",
-            ctx.now,
-        )?;
+        let p = self
+            .store
+            .park(
+                key,
+                "kept changing while being written; retried next cycle",
+                ctx.now,
+            )
+            .await?;
         warn!(attempts = p.attempts, "parked after repeated conflicts");
         outcome.parked = true;
         Ok(outcome)
@@ -560,7 +579,7 @@ impl Engine<'_> {
                 if budget_ends.is_some_and(|t| Instant::now() >= t) {
                     return Ok(out);
                 }
-                let batch = self.store.pending_links(after.as_deref(), 50)?;
+                let batch = self.store.pending_links(after.as_deref(), 50).await?;
                 let Some((last, _)) = batch.last() else { break };
                 after = Some(last.clone());
                 for (_, iid) in batch {
@@ -568,7 +587,12 @@ impl Engine<'_> {
                         return Ok(out);
                     }
                     // A record with work pending is the passes' to decide.
-                    if ctx.work.get(&WorkKey::Interview(iid.clone()))?.is_some() {
+                    if ctx
+                        .work
+                        .get(&WorkKey::Interview(iid.clone()))
+                        .await?
+                        .is_some()
+                    {
                         continue;
                     }
                     match self.write_back(&iid, ctx.now).await {
@@ -603,13 +627,13 @@ impl Engine<'_> {
     /// Writes one interview's `external_event_id`; `false` when nothing was
     /// left to write.
     async fn write_back(&self, iid: &str, now: DateTime<Utc>) -> Result<bool, EngineError> {
-        let Some(rec) = self.store.record(iid)? else {
-            self.store.drop_pending_link(iid)?;
+        let Some(rec) = self.store.record(iid).await? else {
+            self.store.drop_pending_link(iid).await?;
             return Ok(false);
         };
         let s = rec.snapshot;
         if s.link != hitosync_core::reconcile::LinkHalf::Pending || s.retired {
-            self.store.drop_pending_link(iid)?;
+            self.store.drop_pending_link(iid).await?;
             return Ok(false);
         }
         let op = HitolinkOp::WriteBackLink {
@@ -626,7 +650,9 @@ impl Engine<'_> {
                 .await
             {
                 Ok(iv) => {
-                    self.store.link_written(iid, &s.event_id, iv.version, now)?;
+                    self.store
+                        .link_written(iid, &s.event_id, iv.version, now)
+                        .await?;
                     return Ok(true);
                 }
                 Err(HitolinkError::PreconditionFailed {
@@ -634,7 +660,8 @@ impl Engine<'_> {
                 }) => {
                     if cur.external_event_id.as_deref() == Some(s.event_id.as_str()) {
                         self.store
-                            .link_written(iid, &s.event_id, cur.version, now)?;
+                            .link_written(iid, &s.event_id, cur.version, now)
+                            .await?;
                         return Ok(false);
                     }
                     // Changed meanwhile: the field is ours alone to set.
@@ -642,7 +669,7 @@ impl Engine<'_> {
                 }
                 Err(HitolinkError::NotFound { .. }) => {
                     // Gone: the feed will say so, and the record with it.
-                    self.store.drop_pending_link(iid)?;
+                    self.store.drop_pending_link(iid).await?;
                     return Ok(false);
                 }
                 Err(
@@ -650,13 +677,15 @@ impl Engine<'_> {
                     | HitolinkError::Rejected { .. }
                     | HitolinkError::Unsyncable(_)),
                 ) => {
-                    self.store.drop_pending_link(iid)?;
+                    self.store.drop_pending_link(iid).await?;
                     let key = WorkKey::Interview(iid.to_string());
-                    self.store.park(
-                        &key,
-                        &format!("writing back the link was refused: {e}"),
-                        now,
-                    )?;
+                    self.store
+                        .park(
+                            &key,
+                            &format!("writing back the link was refused: {e}"),
+                            now,
+                        )
+                        .await?;
                     return Ok(false);
                 }
                 Err(e) => return Err(EngineError::Hitolink(e)),

@@ -15,7 +15,7 @@ use hitosync_core::model::{CalendarEvent, Interview, Unsyncable};
 use hitosync_core::reconcile::{booking_of, derived_event_id};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
-use hitosync_state::{Side, WorkKey};
+use hitosync_state::{Side, StateStoreExt, WorkKey};
 
 use crate::work::{Obs, WorkItem, WorkSet, newer_event, newer_interview};
 use crate::{CycleOptions, Engine, EngineError};
@@ -53,8 +53,8 @@ impl Engine<'_> {
             (None, None)
         } else {
             (
-                self.store.cursor(Side::Google)?.map(|c| c.value),
-                self.store.cursor(Side::Hitolink)?.map(|c| c.value),
+                self.store.cursor(Side::Google).await?.map(|c| c.value),
+                self.store.cursor(Side::Hitolink).await?.map(|c| c.value),
             )
         };
         let mut out = Ingested::default();
@@ -62,7 +62,7 @@ impl Engine<'_> {
             .ingest_google(work, g_cursor, now, opts.dry_run, &mut out)
             .await?;
         let listed_interviews = self.ingest_hitolink(work, h_cursor, now, &mut out).await?;
-        let mapped = self.store.record_count();
+        let mapped = self.store.record_count().await?;
         if mapped > 0 {
             if out.full_google && listed_events.as_ref().is_some_and(|l| l.managed == 0) {
                 out.empty_side = Some(format!(
@@ -81,14 +81,15 @@ impl Engine<'_> {
                 listed_events.as_ref().map(|l| &l.ids),
                 listed_interviews.as_ref(),
                 now,
-            )?;
+            )
+            .await?;
         }
         // Read again what a crash or a parking left open.
-        for intent in self.store.intents()? {
+        for intent in self.store.intents().await? {
             debug!(key = %intent.key, "unfinished write from an earlier run: reading both sides again");
             out.refetch.push(intent.key);
         }
-        for p in self.store.parked()? {
+        for p in self.store.parked().await? {
             let due = if p.held {
                 opts.allow_mass_delete
             } else {
@@ -100,7 +101,7 @@ impl Engine<'_> {
         }
         out.refetch.sort();
         out.refetch.dedup();
-        work.flush()?;
+        work.flush().await?;
         Ok(out)
     }
 
@@ -119,7 +120,7 @@ impl Engine<'_> {
             let mut listed = full.then(Listed::default);
             let mut page: Option<String> = None;
             let mut seen_pages: HashSet<String> = HashSet::new();
-            let max_pages = self.store.record_count() / 250 + PAGE_SLACK;
+            let max_pages = self.store.record_count().await? / 250 + PAGE_SLACK;
             let mut pages = 0;
             loop {
                 pages += 1;
@@ -148,7 +149,7 @@ impl Engine<'_> {
                 for bad in &p.unreadable {
                     out.unreadable += 1;
                     if !dry {
-                        self.unreadable_event(bad, now)?;
+                        self.unreadable_event(bad, now).await?;
                     }
                     if let (Some(l), Some(id)) = (listed.as_mut(), &bad.id) {
                         // listed, just not readable: not gone
@@ -162,11 +163,11 @@ impl Engine<'_> {
                             l.managed += 1;
                         }
                     }
-                    if self.add_event(work, ev, now)? {
+                    if self.add_event(work, ev, now).await? {
                         out.google_changes += 1;
                     }
                 }
-                work.flush()?;
+                work.flush().await?;
                 match (p.next_page_token, p.next_sync_token) {
                     (Some(next), _) => {
                         if !seen_pages.insert(next.clone()) {
@@ -202,7 +203,7 @@ impl Engine<'_> {
             let mut at = cursor.clone();
             let mut seen: HashSet<String> = HashSet::new();
             let page_size = self.hitolink_page_size.max(1) as usize;
-            let max_pages = self.store.record_count() / page_size + PAGE_SLACK;
+            let max_pages = self.store.record_count().await? / page_size + PAGE_SLACK;
             let mut pages = 0;
             loop {
                 pages += 1;
@@ -242,10 +243,10 @@ impl Engine<'_> {
                             Err(u) => u.id.clone(),
                         });
                     }
-                    self.add_interview(work, item, now)?;
+                    self.add_interview(work, item, now).await?;
                     out.hitolink_changes += 1;
                 }
-                work.flush()?;
+                work.flush().await?;
                 if !p.has_more {
                     out.full_hitolink = full;
                     out.hitolink_cursor = Some(p.next_cursor);
@@ -267,13 +268,13 @@ impl Engine<'_> {
 
     /// An event that does not decode: parked by its record when hitosync
     /// maps it (it is retried, and `status` shows why), else left alone.
-    fn unreadable_event(
+    async fn unreadable_event(
         &self,
         bad: &hitosync_core::model::UnreadableItem,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let mapped = match &bad.id {
-            Some(id) => self.store.interview_for_event(id)?,
+            Some(id) => self.store.interview_for_event(id).await?,
             None => None,
         };
         match mapped {
@@ -281,7 +282,7 @@ impl Engine<'_> {
                 let key = WorkKey::Interview(iid);
                 let reason = format!("its event does not decode: {}", bad.reason);
                 warn!(%key, reason = %reason, "a managed event does not decode; parked");
-                self.store.park(&key, &reason, now)?;
+                self.store.park(&key, &reason, now).await?;
             }
             None => {
                 debug!(id = ?bad.id, position = bad.position, hash = %bad.hash, reason = %bad.reason, "an unmanaged event does not decode; left alone");
@@ -293,17 +294,17 @@ impl Engine<'_> {
     /// Merges an event into its record's work. Only managed events, events
     /// the store maps, and bookings are hitosync's business; returns
     /// whether this was one.
-    fn add_event(
+    async fn add_event(
         &self,
         work: &WorkSet<'_>,
         ev: CalendarEvent,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
-        let (key, at_mapped_id) = match self.store.interview_for_event(&ev.id)? {
+        let (key, at_mapped_id) = match self.store.interview_for_event(&ev.id).await? {
             Some(iid) => (WorkKey::Interview(iid), true),
             None => match ev.interview_id() {
                 Some(iid) => {
-                    let mapped = self.store.record(iid)?.is_some();
+                    let mapped = self.store.record(iid).await?.is_some();
                     let derived = ev.id == derived_event_id(iid);
                     (WorkKey::Interview(iid.to_string()), !mapped && derived)
                 }
@@ -313,7 +314,7 @@ impl Engine<'_> {
                 },
             },
         };
-        let mut item: WorkItem = work.get(&key)?.unwrap_or_default();
+        let mut item: WorkItem = work.get(&key).await?.unwrap_or_default();
         if at_mapped_id {
             let newer = match &item.g {
                 Obs::Now(old) => newer_event(old, &ev),
@@ -329,11 +330,11 @@ impl Engine<'_> {
                 None => item.claimants.push(ev),
             }
         }
-        work.put(&key, &item, now)?;
+        work.put(&key, &item, now).await?;
         Ok(true)
     }
 
-    fn add_interview(
+    async fn add_interview(
         &self,
         work: &WorkSet<'_>,
         item: Result<Interview, Unsyncable>,
@@ -344,7 +345,7 @@ impl Engine<'_> {
             Err(u) => u.id.clone(),
         };
         let key = WorkKey::Interview(id);
-        let mut w: WorkItem = work.get(&key)?.unwrap_or_default();
+        let mut w: WorkItem = work.get(&key).await?.unwrap_or_default();
         match item {
             Ok(iv) => {
                 if newer_interview(&w.h, &iv) {
@@ -356,35 +357,42 @@ impl Engine<'_> {
             // validating after a valid version is parked with its reason.
             Err(bad) => w.invalid = Some(bad.reason),
         }
-        Ok(work.put(&key, &w, now)?)
+        Ok(work.put(&key, &w, now).await?)
     }
 
     /// What the store maps but a full listing lacks is gone on that side.
-    fn mark_gone(
+    async fn mark_gone(
         &self,
         work: &WorkSet<'_>,
         events: Option<&HashSet<String>>,
         interviews: Option<&HashSet<String>>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        for rec in self.store.records() {
-            let rec = rec?;
-            let s = &rec.snapshot;
-            let gone_g = events.is_some_and(|l| !l.contains(&s.event_id));
-            let gone_h = interviews.is_some_and(|l| !l.contains(&s.interview_id));
-            if gone_g || gone_h {
-                let key = WorkKey::Interview(s.interview_id.clone());
-                let mut w: WorkItem = work.get(&key)?.unwrap_or_default();
-                if gone_g {
-                    w.g = Obs::Gone;
+        // In batches: memory holds a batch of records, not the store.
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.store.records_after(after.as_deref(), 500).await?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.snapshot.interview_id.clone());
+            for rec in batch {
+                let s = &rec.snapshot;
+                let gone_g = events.is_some_and(|l| !l.contains(&s.event_id));
+                let gone_h = interviews.is_some_and(|l| !l.contains(&s.interview_id));
+                if gone_g || gone_h {
+                    let key = WorkKey::Interview(s.interview_id.clone());
+                    let mut w: WorkItem = work.get(&key).await?.unwrap_or_default();
+                    if gone_g {
+                        w.g = Obs::Gone;
+                    }
+                    if gone_h {
+                        w.h = Obs::Gone;
+                    }
+                    work.put(&key, &w, now).await?;
                 }
-                if gone_h {
-                    w.h = Obs::Gone;
-                }
-                work.put(&key, &w, now)?;
             }
         }
-        Ok(())
     }
 
     /// Reads both sides of one record afresh, into its work.
@@ -394,11 +402,11 @@ impl Engine<'_> {
         key: &WorkKey,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        let mut w: WorkItem = work.get(key)?.unwrap_or_default();
+        let mut w: WorkItem = work.get(key).await?.unwrap_or_default();
         w.refetch = false;
         match key {
             WorkKey::Interview(id) => {
-                let snap = self.store.record(id)?.map(|r| r.snapshot);
+                let snap = self.store.record(id).await?.map(|r| r.snapshot);
                 let mapped = snap.is_some();
                 w.invalid = None;
                 w.h = match self.hitolink.get(id).await {
@@ -429,7 +437,7 @@ impl Engine<'_> {
                 w.g = self.get_event(id).await?;
             }
         }
-        work.put(key, &w, now)?;
+        work.put(key, &w, now).await?;
         Ok(())
     }
 }

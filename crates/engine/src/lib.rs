@@ -35,7 +35,7 @@ pub use ports::{CalendarApi, HitolinkApi};
 use hitosync_core::reconcile::{Case, Decision, Op, Policy};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
-use hitosync_state::{StateError, Store, WorkKey};
+use hitosync_state::{StateError, StateStore, StateStoreExt, WorkKey};
 
 use apply::{Ctx, Pass};
 pub use apply::{INVITATION_HOLD, INVITATION_LIMIT_WAIT, InvitationHold};
@@ -189,7 +189,7 @@ impl CycleReport {
 pub struct Engine<'a> {
     pub calendar: &'a dyn CalendarApi,
     pub hitolink: &'a dyn HitolinkApi,
-    pub store: &'a Store,
+    pub store: &'a dyn StateStore,
     pub policy: Policy,
     pub max_deletions: u32,
     pub hitolink_page_size: u32,
@@ -213,7 +213,7 @@ impl Engine<'_> {
             ..Default::default()
         };
         let work = if opts.dry_run {
-            WorkSet::memory_from(self.store)?
+            WorkSet::memory_from(self.store).await?
         } else {
             WorkSet::Store(self.store)
         };
@@ -225,11 +225,13 @@ impl Engine<'_> {
         report.unreadable = ingested.unreadable;
         // What the cursors cover is in the work set, durably: they move.
         if !opts.dry_run {
-            self.store.set_cursors(
-                ingested.google_token.as_deref(),
-                ingested.hitolink_cursor.as_deref(),
-                Utc::now(),
-            )?;
+            self.store
+                .set_cursors(
+                    ingested.google_token.as_deref(),
+                    ingested.hitolink_cursor.as_deref(),
+                    Utc::now(),
+                )
+                .await?;
         }
         let mut ctx = Ctx {
             work: &work,
@@ -241,14 +243,15 @@ impl Engine<'_> {
             queued: tokio::sync::Notify::new(),
             invitations: std::sync::Mutex::new(
                 self.store
-                    .meta::<Option<InvitationHold>>(INVITATION_HOLD)?
+                    .meta::<Option<InvitationHold>>(INVITATION_HOLD)
+                    .await?
                     .flatten(),
             ),
         };
         self.refetch_all(&ctx, &ingested.refetch).await?;
 
         // The breaker sees every cancellation before the first write.
-        let destructive = self.count_destructive(&work)?;
+        let destructive = self.count_destructive(&work).await?;
         ctx.destructive.store(destructive, Ordering::SeqCst);
         let trip = match ingested.empty_side {
             Some(why) => Some(why),
@@ -268,7 +271,9 @@ impl Engine<'_> {
             }
         }
         if !opts.dry_run && !ctx.hold {
-            self.store.put_meta::<Option<String>>("breaker", &None)?;
+            self.store
+                .put_meta::<Option<String>>("breaker", &None)
+                .await?;
         }
 
         let passes = async {
@@ -302,21 +307,23 @@ impl Engine<'_> {
         report.links_written = lane.written;
         report.hitolink_writes += lane.written;
         if !opts.dry_run {
-            report.links_pending = self.store.pending_link_count();
-            report.work_left = work.len();
+            report.links_pending = self.store.pending_link_count().await?;
+            report.work_left = work.len().await?;
             if let Some(why) = &report.breaker {
-                self.store.put_meta("breaker", &Some(why.clone()))?;
+                self.store.put_meta("breaker", &Some(why.clone())).await?;
             }
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         if !opts.dry_run {
-            self.store.put_meta(
-                "last_cycle",
-                &CycleReport {
-                    plan: vec![],
-                    ..report.clone()
-                },
-            )?;
+            self.store
+                .put_meta(
+                    "last_cycle",
+                    &CycleReport {
+                        plan: vec![],
+                        ..report.clone()
+                    },
+                )
+                .await?;
         }
         info!(
             google_changes = report.google_changes,

@@ -9,7 +9,7 @@ use hitosync_config::Config;
 use hitosync_core::reconcile::Policy;
 use hitosync_google::CalendarClient;
 use hitosync_hitolink::HitolinkClient;
-use hitosync_state::Store;
+use hitosync_state::StateStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -38,7 +38,11 @@ impl Link {
         })
     }
 
-    pub fn engine<'a>(&'a self, store: &'a Store, stop: Option<&'a AtomicBool>) -> Engine<'a> {
+    pub fn engine<'a>(
+        &'a self,
+        store: &'a dyn StateStore,
+        stop: Option<&'a AtomicBool>,
+    ) -> Engine<'a> {
         Engine {
             calendar: &self.calendar,
             hitolink: &self.hitolink,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use hitosync_core::model::{CalendarEvent, Interview};
 use hitosync_core::reconcile::Seen;
-use hitosync_state::{StateError, Store, WorkKey};
+use hitosync_state::{StateError, StateStore, StateStoreExt, WorkKey};
 
 /// What is known of one side of a record, owned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -104,7 +104,7 @@ pub(crate) fn order_key(key: &WorkKey, item: &WorkItem, now: DateTime<Utc>) -> V
 /// Where a cycle keeps its work: in the store (a real cycle), or in memory
 /// (a dry run, which must change nothing).
 pub(crate) enum WorkSet<'a> {
-    Store(&'a Store),
+    Store(&'a dyn StateStore),
     Memory(Mutex<MemoryWork>),
 }
 
@@ -123,15 +123,15 @@ fn index_key(order: &[u8], key: &WorkKey) -> Vec<u8> {
 
 impl<'a> WorkSet<'a> {
     /// A dry run's work: what the store holds, plus what it reads.
-    pub(crate) fn memory_from(store: &Store) -> Result<WorkSet<'a>, StateError> {
+    pub(crate) async fn memory_from(store: &dyn StateStore) -> Result<WorkSet<'a>, StateError> {
         let mut mem = MemoryWork::default();
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let batch = store.work_batch(after.as_deref(), 500)?;
+            let batch = store.work_batch(after.as_deref(), 500).await?;
             let Some((last, _)) = batch.last() else { break };
             after = Some(last.clone());
             for (_, key) in batch {
-                if let Some(item) = store.work::<WorkItem>(&key)? {
+                if let Some(item) = store.work::<WorkItem>(&key).await? {
                     let order = order_key(&key, &item, Utc::now());
                     mem.order.insert(index_key(&order, &key), key.clone());
                     mem.items.insert(key, (order, item));
@@ -141,14 +141,14 @@ impl<'a> WorkSet<'a> {
         Ok(WorkSet::Memory(Mutex::new(mem)))
     }
 
-    pub(crate) fn get(&self, key: &WorkKey) -> Result<Option<WorkItem>, StateError> {
+    pub(crate) async fn get(&self, key: &WorkKey) -> Result<Option<WorkItem>, StateError> {
         match self {
-            WorkSet::Store(s) => s.work(key),
+            WorkSet::Store(s) => s.work(key).await,
             WorkSet::Memory(m) => Ok(lock(m).items.get(key).map(|(_, i)| i.clone())),
         }
     }
 
-    pub(crate) fn put(
+    pub(crate) async fn put(
         &self,
         key: &WorkKey,
         item: &WorkItem,
@@ -156,7 +156,7 @@ impl<'a> WorkSet<'a> {
     ) -> Result<(), StateError> {
         let order = order_key(key, item, now);
         match self {
-            WorkSet::Store(s) => s.put_work(key, &order, item),
+            WorkSet::Store(s) => s.put_work(key, &order, item).await,
             WorkSet::Memory(m) => {
                 let mut m = lock(m);
                 if let Some((old, _)) = m.items.get(key) {
@@ -171,13 +171,13 @@ impl<'a> WorkSet<'a> {
     }
 
     /// Up to `limit` keys in order after `after`.
-    pub(crate) fn batch(
+    pub(crate) async fn batch(
         &self,
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, WorkKey)>, StateError> {
         match self {
-            WorkSet::Store(s) => s.work_batch(after, limit),
+            WorkSet::Store(s) => s.work_batch(after, limit).await,
             WorkSet::Memory(m) => {
                 let m = lock(m);
                 let range = match after {
@@ -195,16 +195,16 @@ impl<'a> WorkSet<'a> {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub(crate) async fn len(&self) -> Result<usize, StateError> {
         match self {
-            WorkSet::Store(s) => s.work_count(),
-            WorkSet::Memory(m) => lock(m).items.len(),
+            WorkSet::Store(s) => s.work_count().await,
+            WorkSet::Memory(m) => Ok(lock(m).items.len()),
         }
     }
 
-    pub(crate) fn flush(&self) -> Result<(), StateError> {
+    pub(crate) async fn flush(&self) -> Result<(), StateError> {
         match self {
-            WorkSet::Store(s) => s.flush_work(),
+            WorkSet::Store(s) => s.flush_work().await,
             WorkSet::Memory(_) => Ok(()),
         }
     }

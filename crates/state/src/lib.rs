@@ -1,31 +1,40 @@
-//! What hitosync remembers between cycles, in sled.
+//! What hitosync remembers between cycles, per link.
 //!
 //! Per interview: the agreed snapshot and a short history of decisions.
 //! Per link: the Google sync token and the HITO-Link cursor, the intent
-//! journal, parked records, the conflict log and the last cycle's report.
-//! Every tree is named after the link (`default` for now), so one daemon can
-//! later serve several organizer / HITO-Link pairs without a migration.
+//! journal, parked records, the conflict log, the work set, the write-back
+//! queue and the last cycle's report.
 //!
-//! sled makes writes durable only on flush; every commit point here flushes
-//! before it returns, so "applied" in the engine means "on disk".
+//! The engine sees one link's state through [`StateStore`], a trait with
+//! two implementations: sled ([`Store`], here: one process, no database)
+//! and PostgreSQL (the `hitosync-state-postgres` crate: replicas sharing
+//! links under leases). Each commit point is durable when the call
+//! returns, so "applied" in the engine means "on disk".
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use hitosync_core::reconcile::{Case, Conflict, Snapshot};
+
+mod codec;
+mod sledstore;
+mod store;
+
+pub use codec::{decode, decode_value, encode, encode_value, order_index_key};
+pub use sledstore::{SledDb, Store};
+pub use store::{StateStore, StateStoreExt, park_wait};
 
 /// 2: the work set, the pending-link index and reports were added, and
 /// snapshots remember the interview's half of the link (a version-1
 /// snapshot reads it as unknown). A version-1 store is migrated on open.
 pub const SCHEMA_VERSION: u64 = 2;
 pub const DEFAULT_LINK: &str = "default";
-const HISTORY_LEN: usize = 20;
-const CONFLICT_LOG_LEN: usize = 1000;
-const RECORD_COUNT: &str = "record_count";
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Decisions kept per record.
+pub const HISTORY_LEN: usize = 20;
+/// Conflicts kept per link.
+pub const CONFLICT_LOG_LEN: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -55,19 +64,36 @@ pub enum StateError {
     Io(String),
     #[error("a state record is unreadable ({key}): {detail}")]
     Corrupt { key: String, detail: String },
+    /// The lease was lost: another replica took the link over, or this
+    /// process was paused or cut off past the lease's expiry. Checked in
+    /// the same transaction as the write, which was not made.
+    #[error(
+        "link {link:?}: this daemon no longer holds the link's lease (another replica took it over, or this one was paused or cut off past its expiry); nothing was written, and the link's worker stops"
+    )]
+    Fenced { link: String },
+    #[error(
+        "cannot use the database {target}: {detail} (check state.url, the password in state.password_file or the credential, and that PostgreSQL is running and reachable)"
+    )]
+    Database { target: String, detail: String },
+    #[error(
+        "the database {target} was migrated by a newer hitosync (schema {found}, this one knows up to {reads}); run the newer version, or a matching one"
+    )]
+    DatabaseSchema {
+        target: String,
+        found: i64,
+        reads: i64,
+    },
+    /// A command that writes (a one-shot `sync`) found the link leased by
+    /// a running daemon.
+    #[error(
+        "link {link:?} is held by the replica {owner} until {until}: run the command through that daemon (its control socket), or wait until it lets the link go"
+    )]
+    Leased {
+        link: String,
+        owner: String,
+        until: String,
+    },
 }
-
-impl From<sled::Error> for StateError {
-    fn from(e: sled::Error) -> Self {
-        StateError::Io(io_text(&e))
-    }
-}
-
-/// The sled folder inside the state dir.
-const SLED_DIR: &str = "sled";
-
-mod open;
-use open::{io_text, make_private, remove_unfinished_snapshots};
 
 /// One decision as kept in a record's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,14 +137,15 @@ pub enum WorkKey {
 }
 
 impl WorkKey {
-    fn db_key(&self) -> String {
+    /// The key as both stores spell it: `iv:ID` or `ev:ID`.
+    pub fn db_key(&self) -> String {
         match self {
             WorkKey::Interview(id) => format!("iv:{id}"),
             WorkKey::Event(id) => format!("ev:{id}"),
         }
     }
 
-    fn from_db_key(s: &str) -> Option<WorkKey> {
+    pub fn from_db_key(s: &str) -> Option<WorkKey> {
         if let Some(id) = s.strip_prefix("iv:") {
             Some(WorkKey::Interview(id.to_string()))
         } else {
@@ -156,6 +183,88 @@ pub struct Parked {
     pub waits_for_limit: bool,
 }
 
+/// An event reported instead of written: a look-alike of a managed event,
+/// or a booking on a shape that cannot book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub event_id: String,
+    pub interview_id: Option<String>,
+    pub reason: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// One record's outcome, as [`StateStore::commit`] stores it.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    /// The work that came to this outcome (an interview, or the event of a
+    /// booking); its intent, parking and pending work are settled.
+    pub key: &'a WorkKey,
+    pub interview_id: &'a str,
+    /// `None` drops the mapping.
+    pub snapshot: Option<&'a Snapshot>,
+    pub entry: HistoryEntry,
+    pub conflicts: &'a [Conflict],
+    /// Where the interview waits in the write-back queue when its snapshot
+    /// says the link's half is pending.
+    pub pending_link_at: Option<&'a [u8]>,
+}
+
+impl Commit<'_> {
+    /// The keys whose intent, parking and work the commit settles: a
+    /// booking that became an interview is settled under both.
+    pub fn settled_keys(&self) -> Vec<WorkKey> {
+        match self.key {
+            WorkKey::Event(_) => vec![
+                self.key.clone(),
+                WorkKey::Interview(self.interview_id.to_string()),
+            ],
+            WorkKey::Interview(_) => vec![self.key.clone()],
+        }
+    }
+
+    /// The record as stored after this commit, given the one before:
+    /// history grows by one line, bounded.
+    pub fn new_record(&self, old: Option<&Record>) -> Option<Record> {
+        let s = self.snapshot?;
+        let mut history = old.map(|r| r.history.clone()).unwrap_or_default();
+        history.push(self.entry.clone());
+        if history.len() > HISTORY_LEN {
+            history.drain(..history.len() - HISTORY_LEN);
+        }
+        Some(Record {
+            snapshot: s.clone(),
+            synced_at: self.entry.at,
+            history,
+        })
+    }
+
+    /// Whether the interview joins the write-back queue with this commit.
+    pub fn queues_link(&self) -> Option<&[u8]> {
+        let pending = self
+            .snapshot
+            .is_some_and(|s| s.link == hitosync_core::reconcile::LinkHalf::Pending);
+        self.pending_link_at.filter(|_| pending)
+    }
+}
+
+impl Record {
+    /// The interview's half of the link was written back at `version`: the
+    /// snapshot says so and the history has a line for it.
+    pub fn mark_link_written(&mut self, event_id: &str, version: u64, at: DateTime<Utc>) {
+        self.snapshot.link = hitosync_core::reconcile::LinkHalf::Written;
+        self.snapshot.hl_version = self.snapshot.hl_version.max(version);
+        self.history.push(HistoryEntry {
+            at,
+            case: Case::Merge,
+            summary: format!("external_event_id = {event_id} written back"),
+        });
+        if self.history.len() > HISTORY_LEN {
+            self.history.drain(..self.history.len() - HISTORY_LEN);
+        }
+    }
+}
+
 /// A conflict, with the loser's value, for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictEntry {
@@ -171,7 +280,7 @@ pub enum Side {
 }
 
 impl Side {
-    fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Side::Google => "google",
             Side::Hitolink => "hitolink",
@@ -179,185 +288,5 @@ impl Side {
     }
 }
 
-pub struct Store {
-    dir: PathBuf,
-    db: sled::Db,
-    records: sled::Tree,
-    by_event: sled::Tree,
-    cursors: sled::Tree,
-    intents: sled::Tree,
-    parked: sled::Tree,
-    conflicts: sled::Tree,
-    meta: sled::Tree,
-    work: sled::Tree,
-    work_order: sled::Tree,
-    pending_links: sled::Tree,
-    pending_link_of: sled::Tree,
-    reports: sled::Tree,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
-}
-
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(v).map_err(|e| StateError::Io(format!("cannot encode a state record: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        detail: e.to_string(),
-    })
-}
-
-impl Store {
-    /// Opens (or creates) the store in `dir` for the `default` link.
-    pub fn open(dir: &Path) -> Result<Store, StateError> {
-        Store::open_link(dir, DEFAULT_LINK)
-    }
-
-    pub fn open_link(dir: &Path, link: &str) -> Result<Store, StateError> {
-        let open_err = |detail: String| StateError::Open {
-            dir: dir.to_path_buf(),
-            detail,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let sled_dir = dir.join(SLED_DIR);
-        // Was there a store before this open? Then it must read as one.
-        let existed = std::fs::read_dir(&sled_dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-        make_private(dir, &sled_dir).map_err(|e| open_err(format!("setting permissions: {e}")))?;
-        let unfinished = remove_unfinished_snapshots(&sled_dir);
-        // A process that just exited (or a handle this process just dropped,
-        // whose sled flusher thread still holds the lock for a moment)
-        // releases the lock shortly: wait up to two seconds before calling
-        // the store taken.
-        let mut attempts = 0;
-        let db = loop {
-            match sled::Config::new()
-                .path(&sled_dir)
-                // sled caches up to 1 GiB of pages by default; a daemon
-                // that must stay under 100 MB keeps a small cache and
-                // lets the OS page cache do the rest.
-                .cache_capacity(CACHE_BYTES)
-                .open()
-            {
-                Ok(db) => break db,
-                Err(sled::Error::Io(io))
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    attempts += 1;
-                    if attempts >= 200 {
-                        return Err(StateError::Locked {
-                            dir: dir.to_path_buf(),
-                        });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(sled::Error::Corruption { .. }) if !unfinished.is_empty() => {
-                    return Err(StateError::UnfinishedSnapshot {
-                        files: unfinished
-                            .iter()
-                            .map(|p| p.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                }
-                Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_))) => {
-                    return Err(StateError::NotAStore {
-                        dir: dir.to_path_buf(),
-                        detail: format!("sled reports: {}", io_text(&e)),
-                    });
-                }
-                Err(other) => return Err(open_err(io_text(&other))),
-            }
-        };
-        if existed && db.get("schema_version")?.is_none() {
-            return Err(StateError::NotAStore {
-                dir: dir.to_path_buf(),
-                detail: "a sled database without hitosync's schema version".into(),
-            });
-        }
-        let tree = |name: &str| db.open_tree(format!("{link}/{name}"));
-        let store = Store {
-            dir: dir.to_path_buf(),
-            records: tree("records")?,
-            by_event: tree("by_event")?,
-            cursors: tree("cursors")?,
-            intents: tree("intents")?,
-            parked: tree("parked")?,
-            conflicts: tree("conflicts")?,
-            meta: tree("meta")?,
-            work: tree("work")?,
-            work_order: tree("work_order")?,
-            pending_links: tree("pending_links")?,
-            pending_link_of: tree("pending_link_of")?,
-            reports: tree("reports")?,
-            db,
-        };
-        if store.meta.get(RECORD_COUNT)?.is_none() {
-            let n = store.records.len() as u64;
-            store.meta.insert(RECORD_COUNT, &n.to_be_bytes())?;
-        }
-        match store.db.get("schema_version")? {
-            None => {
-                store
-                    .db
-                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-                store.db.flush()?;
-            }
-            Some(v) => {
-                let found = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-                if found == 1 {
-                    // Version 1 lacks only what version 2 adds empty.
-                    store
-                        .db
-                        .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-                    store.db.flush()?;
-                } else if found != SCHEMA_VERSION {
-                    return Err(StateError::Schema {
-                        dir: dir.to_path_buf(),
-                        found,
-                    });
-                }
-            }
-        }
-        Ok(store)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Whether the store still takes writes. sled stops taking any after an
-    /// I/O error (a full disk, EIO) until it is opened again, even once the
-    /// cause is gone: a caller that sees this fail drops the store and
-    /// opens it anew.
-    pub fn check_writable(&self) -> Result<(), StateError> {
-        self.meta.insert("probe", &[1u8])?;
-        self.flush()
-    }
-
-    fn flush(&self) -> Result<(), StateError> {
-        self.db.flush()?;
-        Ok(())
-    }
-}
-
-mod journal;
-mod meta;
-mod records;
-mod work;
-
-pub use records::Commit;
-pub use work::Report;
-
-#[cfg(test)]
-mod tests;
+mod lease;
+pub use lease::Lease;

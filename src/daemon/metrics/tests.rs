@@ -2,6 +2,7 @@
 
 use super::http::wants_openmetrics;
 use super::*;
+use crate::state::Store;
 use axum::http::{HeaderMap, header};
 
 fn sample(text: &str, name: &str) -> Option<f64> {
@@ -164,8 +165,8 @@ fn cycles_count_by_result_and_plans_do_not() {
     assert!(get("hitosync_last_success_timestamp_seconds{link=\"default\"}") > 1.7e9);
 }
 
-#[test]
-fn parked_and_breaker_come_from_the_whole_store() {
+#[tokio::test]
+async fn parked_and_breaker_come_from_the_whole_store() {
     use crate::state::WorkKey;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -193,7 +194,7 @@ fn parked_and_breaker_come_from_the_whole_store() {
     store
         .put_meta("breaker", &Some("7 cancellations".to_string()))
         .unwrap();
-    link.store_changed(&store);
+    link.store_changed(&store).await;
     let text = m.render(false).unwrap();
     let get = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
     assert_eq!(get("hitosync_parked_records{link=\"default\"}"), 3.0);
@@ -207,7 +208,7 @@ fn parked_and_breaker_come_from_the_whole_store() {
     for id in ["iv_1", "iv_2"] {
         store.settle(&WorkKey::Interview(id.into())).unwrap();
     }
-    link.store_changed(&store);
+    link.store_changed(&store).await;
     let text = m.render(false).unwrap();
     let get = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
     assert_eq!(get("hitosync_parked_records{link=\"default\"}"), 1.0);
@@ -220,8 +221,8 @@ fn parked_and_breaker_come_from_the_whole_store() {
 
 /// What an operator waits on: an invitation hold shows until it ends, and
 /// an expired one reads as none.
-#[test]
-fn an_invitation_hold_shows_until_it_ends() {
+#[tokio::test]
+async fn an_invitation_hold_shows_until_it_ends() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let m = Metrics::new();
@@ -244,7 +245,7 @@ fn an_invitation_hold_shows_until_it_ends() {
             until,
         )
         .unwrap();
-    link.store_changed(&store);
+    link.store_changed(&store).await;
     let text = m.render(false).unwrap();
     let get = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
     assert_eq!(
@@ -261,7 +262,7 @@ fn an_invitation_hold_shows_until_it_ends() {
 
     let past = chrono::Utc::now() - chrono::Duration::minutes(1);
     store.put_meta(INVITATION_HOLD, &hold(past)).unwrap();
-    link.store_changed(&store);
+    link.store_changed(&store).await;
     let text = m.render(false).unwrap();
     assert_eq!(
         sample(

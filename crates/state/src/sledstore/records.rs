@@ -2,25 +2,8 @@
 //! commit that stores a record's outcome in one transaction.
 
 use chrono::{DateTime, Utc};
-use hitosync_core::reconcile::{Conflict, LinkHalf, Snapshot};
 
-use crate::*;
-
-/// One record's outcome, as [`Store::commit`] stores it.
-#[derive(Debug)]
-pub struct Commit<'a> {
-    /// The work that came to this outcome (an interview, or the event of a
-    /// booking); its intent, parking and pending work are settled.
-    pub key: &'a WorkKey,
-    pub interview_id: &'a str,
-    /// `None` drops the mapping.
-    pub snapshot: Option<&'a Snapshot>,
-    pub entry: HistoryEntry,
-    pub conflicts: &'a [Conflict],
-    /// Where the interview waits in the write-back queue when its snapshot
-    /// says the link's half is pending.
-    pub pending_link_at: Option<&'a [u8]>,
-}
+use super::*;
 
 impl Store {
     // --- records ---------------------------------------------------------
@@ -46,31 +29,16 @@ impl Store {
     pub fn commit(&self, c: Commit<'_>) -> Result<(), StateError> {
         use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
         let Commit {
-            key,
             interview_id,
-            snapshot,
             entry,
             conflicts,
-            pending_link_at,
-        } = c;
+            ..
+        } = &c;
+        let interview_id: &str = interview_id;
         let old: Option<Record> = self.record(interview_id)?;
         // Encoded before the transaction, which may run more than once.
-        let new_record = match snapshot {
-            Some(s) => {
-                let mut history = old.as_ref().map(|r| r.history.clone()).unwrap_or_default();
-                history.push(entry.clone());
-                if history.len() > HISTORY_LEN {
-                    history.drain(..history.len() - HISTORY_LEN);
-                }
-                Some((
-                    s.event_id.clone(),
-                    encode(&Record {
-                        snapshot: s.clone(),
-                        synced_at: entry.at,
-                        history,
-                    })?,
-                ))
-            }
+        let new_record = match c.new_record(old.as_ref()) {
+            Some(r) => Some((r.snapshot.event_id.clone(), encode(&r)?)),
             None => None,
         };
         let old_event = old.map(|r| r.snapshot.event_id);
@@ -84,17 +52,12 @@ impl Store {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let settled_keys: Vec<WorkKey> = match key {
-            // a booking that became an interview is settled under both keys
-            WorkKey::Event(_) => vec![key.clone(), WorkKey::Interview(interview_id.to_string())],
-            WorkKey::Interview(_) => vec![key.clone()],
-        };
+        let settled_keys = c.settled_keys();
         let mut settled = vec![];
         for k in &settled_keys {
             settled.push((k.db_key(), self.work_index_key(k)?));
         }
-        let pending = snapshot.is_some_and(|s| s.link == LinkHalf::Pending);
-        let link = self.link_index(interview_id, pending_link_at.filter(|_| pending))?;
+        let link = self.link_index(interview_id, c.queues_link())?;
         (
             &self.records,
             &self.by_event,
@@ -201,6 +164,28 @@ impl Store {
         })
     }
 
+    /// Up to `limit` mapped interviews in ID order after `after`.
+    pub fn records_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StateError> {
+        let range = match after {
+            Some(a) => self.records.range::<&[u8], _>((
+                std::ops::Bound::Excluded(a.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.records.iter(),
+        };
+        range
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
     /// Mapped interviews, in constant time (a counter kept by `commit`).
     pub fn record_count(&self) -> usize {
         self.meta
@@ -230,16 +215,7 @@ impl Store {
         if rec.snapshot.event_id != event_id {
             return Ok(false);
         }
-        rec.snapshot.link = LinkHalf::Written;
-        rec.snapshot.hl_version = rec.snapshot.hl_version.max(version);
-        rec.history.push(HistoryEntry {
-            at,
-            case: hitosync_core::reconcile::Case::Merge,
-            summary: format!("external_event_id = {event_id} written back"),
-        });
-        if rec.history.len() > HISTORY_LEN {
-            rec.history.drain(..rec.history.len() - HISTORY_LEN);
-        }
+        rec.mark_link_written(event_id, version, at);
         let bytes = encode(&rec)?;
         let index = self.link_index(interview_id, None)?;
         (&self.records, &self.pending_links, &self.pending_link_of)

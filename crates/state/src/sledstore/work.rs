@@ -13,18 +13,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::*;
-
-/// Separates an order key from the record key after it.
-const SEP: u8 = 0;
-
-fn order_index_key(order: &[u8], key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(order.len() + 1 + key.len());
-    k.extend_from_slice(order);
-    k.push(SEP);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
+use super::*;
 
 /// A work entry as stored: where it stands in the order, and the engine's
 /// observations (opaque here).
@@ -32,17 +21,6 @@ fn order_index_key(order: &[u8], key: &str) -> Vec<u8> {
 struct Entry<T> {
     order: Vec<u8>,
     item: T,
-}
-
-/// An event reported instead of written: a look-alike of a managed event,
-/// or a booking on a shape that cannot book.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Report {
-    pub event_id: String,
-    pub interview_id: Option<String>,
-    pub reason: String,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
 }
 
 impl Store {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::*;
+use super::*;
 
 impl Store {
     // --- cursors -----------------------------------------------------------
@@ -121,7 +121,7 @@ impl Store {
         self.park_with(key, reason, now, held, None)
     }
 
-    fn park_with(
+    pub fn park_with(
         &self,
         key: &WorkKey,
         reason: &str,
@@ -134,13 +134,12 @@ impl Store {
             None => None,
         };
         let attempts = old.as_ref().map(|p| p.attempts + 1).unwrap_or(1);
-        let wait_min = (1i64 << (attempts - 1).min(9)).min(360);
         let p = Parked {
             key: key.clone(),
             reason: reason.to_string(),
             attempts,
             first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: until.unwrap_or(now + chrono::Duration::minutes(wait_min)),
+            next_retry: until.unwrap_or(now + park_wait(attempts)),
             held,
             waits_for_limit: until.is_some(),
         };

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::*;
+use super::*;
 
 impl Store {
     // --- conflicts and meta ------------------------------------------------
