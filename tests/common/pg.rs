@@ -107,6 +107,43 @@ impl PgDb {
     }
 }
 
+/// The database goes when the test is done with it: a property test
+/// makes one per history, and thousands of leftover databases filled the
+/// CI machine's disk. `WITH (FORCE)` ends the pool's connections that may
+/// still be open. On its own thread with its own runtime, so that it works
+/// whether or not the test's runtime is still running.
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let admin = admin_url();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let task = tokio::spawn(conn);
+                let result = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+                drop(client);
+                let _ = task.await;
+                result
+            })
+        })
+        .join();
+        if let Ok(Err(e)) | Err(e) = dropped.map_err(|_| "panicked".to_string()) {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop test database {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
 /// A link's store on PostgreSQL under a lease this test holds.
 pub async fn leased_store(pg: &PgState, link: &str) -> (Arc<dyn StateStore>, Arc<Lease>) {
     let lease_for = std::time::Duration::from_secs(3600);
