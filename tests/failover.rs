@@ -349,3 +349,109 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
         ["0"]
     );
 }
+
+/// Runs `hitosync <args> --config <config>` with `CREDENTIALS_DIRECTORY`
+/// set as systemd sets it for a unit with `LoadCredential=` (or unset).
+async fn run_with_credentials(
+    config: &std::path::Path,
+    credentials: Option<&std::path::Path>,
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hitosync"));
+    cmd.args(args).arg("--config").arg(config);
+    match credentials {
+        Some(dir) => cmd.env("CREDENTIALS_DIRECTORY", dir),
+        None => cmd.env_remove("CREDENTIALS_DIRECTORY"),
+    };
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The one-shot commands on PostgreSQL, as an admin runs them beside the
+/// service: the password comes from a systemd credential
+/// (`state.password_credential`), and `sync` refuses to write a link that
+/// a daemon holds (naming the holder) while `plan` (which writes nothing)
+/// still answers; once the lease is gone, `sync` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_shot_sync_reads_its_password_from_a_credential_and_leaves_a_held_link_alone() {
+    if common::pg::skip(
+        "a_one_shot_sync_reads_its_password_from_a_credential_and_leaves_a_held_link_alone",
+    ) {
+        return;
+    }
+    let user = std::env::var("HITOSYNC_TEST_PG_PASSWORD_USER").unwrap_or_else(|_| {
+        panic!(
+            "HITOSYNC_TEST_PG_PASSWORD_USER is not set; {}",
+            common::pg::HOW
+        )
+    });
+    let db = PgDb::fresh().await;
+    db.query(&format!("ALTER DATABASE {} OWNER TO {user}", db.name))
+        .await;
+    let l = Links::start(1).await;
+    let first = l.schedule(0, 3, 10);
+
+    let creds = tempfile::tempdir().unwrap();
+    let secret = creds.path().join("pg-password");
+    std::fs::write(&secret, "hitosync-test\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // what systemd gives a service: readable by its user only
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).unwrap();
+    }
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&user).unwrap();
+    let state = format!(
+        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_credential = \"pg-password\"\n"
+    );
+    let config = l.write_config("hitosync.toml", "", &[0], &state);
+
+    // outside the unit (no $CREDENTIALS_DIRECTORY): says what to add
+    let (code, out, err) = run_with_credentials(&config, None, &["sync"]).await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("LoadCredential=pg-password"), "{err}");
+    assert!(!err.contains("hitosync-test"), "{err}");
+
+    // with it: the password is read, the interview synced
+    let (code, out, err) = run_with_credentials(&config, Some(creds.path()), &["sync"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(l.event_of(0, &first).len(), 1, "{out}{err}");
+
+    // a daemon holds the link
+    let pg = db.open().await;
+    let token = pg
+        .try_acquire("link-0", "replica-a:4242", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        token.is_some(),
+        "the lease was free after the one-shot sync"
+    );
+    let second = l.schedule(0, 4, 11);
+    let writes = l.google.emu.writes().len();
+    let (code, out, err) = run_with_credentials(&config, Some(creds.path()), &["sync"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("replica-a:4242") && err.contains("link-0"),
+        "the refusal names the link and its holder: {err}"
+    );
+    assert_eq!(l.google.emu.writes().len(), writes, "nothing was written");
+    assert!(l.event_of(0, &second).is_empty());
+    // plan writes nothing, so it needs no lease
+    let (code, out, err) = run_with_credentials(&config, Some(creds.path()), &["plan"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&second),
+        "the plan names the new interview: {out}"
+    );
+
+    // the daemon lets go: sync runs again
+    db.query("DELETE FROM hitosync_leases").await;
+    let (code, out, err) = run_with_credentials(&config, Some(creds.path()), &["sync"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(l.event_of(0, &second).len(), 1, "{out}{err}");
+}
