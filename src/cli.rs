@@ -14,12 +14,13 @@ use crate::daemon::backend::Backend;
 use crate::daemon::{self, control::Request};
 #[cfg(feature = "emulators")]
 use crate::emulator;
+use crate::engine::CycleOptions;
 use crate::logging::{self, LogFormat};
 use crate::state::StateError;
 use crate::status;
 
 mod cycles;
-use cycles::{plan_command, sync_command, through_daemon};
+use cycles::{cycle_command, through_daemon};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -398,8 +399,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             full,
             allow_mass_delete,
             link,
-        } => sync_command(&cli.config, full, allow_mass_delete, link).await,
-        Command::Plan { full, json, link } => plan_command(&cli.config, full, json, link).await,
+        } => {
+            let opts = CycleOptions {
+                full,
+                allow_mass_delete,
+                ..Default::default()
+            };
+            let through = Request::Sync {
+                full,
+                allow_mass_delete,
+                link: link.clone(),
+            };
+            cycle_command(&cli.config, link.as_deref(), through, opts, false).await
+        }
+        Command::Plan { full, json, link } => {
+            let opts = CycleOptions {
+                full,
+                dry_run: true,
+                ..Default::default()
+            };
+            let through = Request::Plan {
+                full,
+                json,
+                link: link.clone(),
+            };
+            cycle_command(&cli.config, link.as_deref(), through, opts, json).await
+        }
         Command::Run => run_command(&cli.config).await,
         #[cfg(feature = "emulators")]
         Command::Bench {

@@ -217,68 +217,20 @@ pub(super) async fn cycle_links(
     Ok(ExitCode::from(code))
 }
 
-pub(super) async fn sync_command(
+/// `sync` and `plan`: through the daemon when one listens on the control
+/// socket (it holds the links' state), else one cycle per selected link in
+/// this process.
+pub(super) async fn cycle_command(
     config_path: &std::path::Path,
-    full: bool,
-    allow_mass_delete: bool,
-    link: Option<String>,
-) -> Result<ExitCode, Failure> {
-    let file = load_config(config_path)?;
-    selected(&file, link.as_deref())?;
-    if let Some(code) = through_daemon(
-        &file,
-        Request::Sync {
-            full,
-            allow_mass_delete,
-            link: link.clone(),
-        },
-    )
-    .await?
-    {
-        return Ok(code);
-    }
-    cycle_links(
-        &file,
-        link.as_deref(),
-        CycleOptions {
-            full,
-            allow_mass_delete,
-            ..Default::default()
-        },
-        false,
-    )
-    .await
-}
-
-pub(super) async fn plan_command(
-    config_path: &std::path::Path,
-    full: bool,
+    link: Option<&str>,
+    through: Request,
+    opts: CycleOptions,
     json: bool,
-    link: Option<String>,
 ) -> Result<ExitCode, Failure> {
     let file = load_config(config_path)?;
-    selected(&file, link.as_deref())?;
-    if let Some(code) = through_daemon(
-        &file,
-        Request::Plan {
-            full,
-            json,
-            link: link.clone(),
-        },
-    )
-    .await?
-    {
+    selected(&file, link)?;
+    if let Some(code) = through_daemon(&file, through).await? {
         return Ok(code);
     }
-    cycle_links(
-        &file,
-        link.as_deref(),
-        CycleOptions {
-            full,
-            dry_run: true,
-            ..Default::default()
-        },
-        json,
-    )
-    .await
+    cycle_links(&file, link, opts, json).await
 }
