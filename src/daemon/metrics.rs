@@ -9,19 +9,19 @@
 //! `/metrics` answers in OpenMetrics when the scraper asks for it, as
 //! Prometheus does, and in the Prometheus text format (0.0.4) otherwise:
 //! curl, and `promtool check metrics`, which reads only that format.
+//!
+//! The families themselves (names, help, units, labels) are in `families`;
+//! this module records into them.
 
+mod families;
 mod http;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use crate::engine::{CycleReport, EngineError, INVITATION_HOLD, InvitationHold};
 use crate::google::GoogleError;
@@ -29,218 +29,10 @@ use crate::link::Link;
 use crate::retry::{CallObserver, Outcome, Pause};
 use crate::state::{StateStore, StateStoreExt};
 
+use families::{
+    EndpointLabels, Families, LinkLabels, RequestLabels, ResultLabels, SideLabels, WaitLabels,
+};
 pub use http::serve;
-
-/// Cycles: an idle one takes tens of milliseconds, an import under quota
-/// many minutes.
-const CYCLE_BUCKETS: [f64; 12] = [
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
-];
-/// One HTTP attempt, from a loopback answer to a slow Google page.
-const REQUEST_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LinkLabels {
-    link: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    link: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SideLabels {
-    link: String,
-    side: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndpointLabels {
-    link: String,
-    side: &'static str,
-    endpoint: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    link: String,
-    side: &'static str,
-    endpoint: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WaitLabels {
-    link: String,
-    side: &'static str,
-    cause: &'static str,
-}
-
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
-type Seconds = Counter<f64, AtomicU64>;
-
-/// Every family, registered once. Cloning shares them (each is an `Arc`).
-#[derive(Debug, Clone)]
-struct Families {
-    cycles: Family<ResultLabels, Counter>,
-    cycle_duration: Histograms<LinkLabels>,
-    last_success: Family<LinkLabels, Gauge>,
-    started: Family<LinkLabels, Gauge>,
-    applied: Family<LinkLabels, Counter>,
-    writes: Family<SideLabels, Counter>,
-    conflicts: Family<LinkLabels, Counter>,
-    parked: Family<LinkLabels, Gauge>,
-    parked_oldest: Family<LinkLabels, Gauge>,
-    breaker_held: Family<LinkLabels, Gauge>,
-    mapped: Family<LinkLabels, Gauge>,
-    work_waiting: Family<LinkLabels, Gauge>,
-    links_waiting: Family<LinkLabels, Gauge>,
-    invitation_hold: Family<LinkLabels, Gauge>,
-    reloads: Family<LinkLabels, Counter>,
-    requests: Family<RequestLabels, Counter>,
-    request_duration: Histograms<EndpointLabels>,
-    retries: Family<EndpointLabels, Counter>,
-    rate_limit_wait: Family<WaitLabels, Seconds>,
-    token_refreshes: Family<ResultLabels, Counter>,
-}
-
-impl Families {
-    fn register(registry: &mut Registry) -> Families {
-        let f = Families {
-            cycles: Family::default(),
-            cycle_duration: Family::new_with_constructor(|| Histogram::new(CYCLE_BUCKETS)),
-            last_success: Family::default(),
-            started: Family::default(),
-            applied: Family::default(),
-            writes: Family::default(),
-            conflicts: Family::default(),
-            parked: Family::default(),
-            parked_oldest: Family::default(),
-            breaker_held: Family::default(),
-            mapped: Family::default(),
-            work_waiting: Family::default(),
-            links_waiting: Family::default(),
-            invitation_hold: Family::default(),
-            reloads: Family::default(),
-            requests: Family::default(),
-            request_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
-            retries: Family::default(),
-            rate_limit_wait: Family::default(),
-            token_refreshes: Family::default(),
-        };
-        let r = registry;
-        r.register(
-            "hitosync_cycles",
-            "Sync cycles run (plans not counted), by result: ok or failed",
-            f.cycles.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_cycle_duration",
-            "Time each sync cycle took, failed ones included",
-            Unit::Seconds,
-            f.cycle_duration.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_last_success_timestamp",
-            "Unix time of the last successful cycle; 0 until the first one",
-            Unit::Seconds,
-            f.last_success.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_started_timestamp",
-            "Unix time the daemon started syncing this link",
-            Unit::Seconds,
-            f.started.clone(),
-        );
-        r.register(
-            "hitosync_records_applied",
-            "Records whose changes were applied",
-            f.applied.clone(),
-        );
-        r.register(
-            "hitosync_writes",
-            "Remote writes, by side: google or hitolink",
-            f.writes.clone(),
-        );
-        r.register(
-            "hitosync_conflicts",
-            "Fields changed differently on both sides, settled by sync.conflict",
-            f.conflicts.clone(),
-        );
-        r.register(
-            "hitosync_parked_records",
-            "Records in the store's parked set (failing, or held by the breaker)",
-            f.parked.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_parked_oldest_timestamp",
-            "Unix time the oldest failing parked record (not held by the breaker, not waiting for a limit) was first parked; 0 when none",
-            Unit::Seconds,
-            f.parked_oldest.clone(),
-        );
-        r.register(
-            "hitosync_breaker_held",
-            "1 while the mass-deletion breaker holds cancellations back, else 0",
-            f.breaker_held.clone(),
-        );
-        r.register(
-            "hitosync_mapped_interviews",
-            "Interviews with a known event",
-            f.mapped.clone(),
-        );
-        r.register(
-            "hitosync_work_waiting",
-            "Records read from the feeds and not applied yet (an import in progress, or a cycle stopped at its deadline)",
-            f.work_waiting.clone(),
-        );
-        r.register(
-            "hitosync_links_waiting",
-            "Interviews whose event exists but whose external_event_id is not written back yet",
-            f.links_waiting.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_invitation_hold_until_timestamp",
-            "Unix time until which new invitations wait after Google's calendar usage limit (403 quotaExceeded); 0 when none",
-            Unit::Seconds,
-            f.invitation_hold.clone(),
-        );
-        r.register(
-            "hitosync_config_reloads",
-            "Config reloads that took effect",
-            f.reloads.clone(),
-        );
-        r.register(
-            "hitosync_api_requests",
-            "API requests, every attempt, by side, endpoint and result (ok, rate_limited, server_error, other_error)",
-            f.requests.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_api_request_duration",
-            "Time one API attempt took, waits excluded, by side and endpoint",
-            Unit::Seconds,
-            f.request_duration.clone(),
-        );
-        r.register(
-            "hitosync_api_retries",
-            "Attempts retried after a rate limit or a server error, by side and endpoint",
-            f.retries.clone(),
-        );
-        r.register_with_unit(
-            "hitosync_rate_limit_wait",
-            "Time spent waiting on rate limits, by side and cause: budget (the client's own max_requests_per_minute) or server (backing off after a rate-limit answer)",
-            Unit::Seconds,
-            f.rate_limit_wait.clone(),
-        );
-        r.register(
-            "hitosync_token_refreshes",
-            "Google access-token exchanges, by result: ok or failed",
-            f.token_refreshes.clone(),
-        );
-        f
-    }
-}
 
 /// The daemon's metrics: the registry `/metrics` encodes.
 #[derive(Debug)]

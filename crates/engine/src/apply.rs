@@ -1,15 +1,17 @@
 //! Applying the work set: what attendees see first, the soonest interviews
-//! first; bookkeeping after; and the interviews' half of the link in a
-//! queue of its own, within HITO-Link's budget, never holding a calendar
-//! write back.
+//! first; bookkeeping after. The interviews' half of the link has a queue
+//! of its own (`write_back`), and Google's invitation limit its own hold
+//! (`invitations`).
+
+mod invitations;
+mod write_back;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span, warn};
 
-use hitosync_core::reconcile::{Case, Decision, HitolinkOp, decide_among, derived_event_id};
+use hitosync_core::reconcile::{Case, Decision, decide_among, derived_event_id};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
 use hitosync_state::{Commit, HistoryEntry, Intent, StateError, StateStoreExt, WorkKey};
@@ -18,27 +20,14 @@ use crate::execute::{Step, Writes};
 use crate::work::{WorkItem, WorkSet, order_key};
 use crate::{CycleOptions, CycleReport, Engine, EngineError, PlanItem};
 
+pub use invitations::{INVITATION_HOLD, INVITATION_LIMIT_WAIT, InvitationHold};
+
 /// How many times one record is decided again in one cycle when the other
 /// side moves under it (412) before it is parked until the next.
 const MAX_ATTEMPTS: usize = 4;
 
 /// Keys read from the work set at a time.
 const BATCH: usize = 200;
-
-/// How long writes that notify attendees wait once Google's calendar usage
-/// limits are hit. Google publishes neither the limit nor its window ("for
-/// some hours"): one try an hour neither hammers it nor waits a day.
-pub const INVITATION_LIMIT_WAIT: chrono::Duration = chrono::Duration::hours(1);
-
-/// Where the invitation hold is kept (meta), for `status` and metrics.
-pub const INVITATION_HOLD: &str = "invitation_hold";
-
-/// Writes that notify attendees are held back until `until`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct InvitationHold {
-    pub until: DateTime<Utc>,
-    pub reason: String,
-}
 
 /// A real cycle keeps this many plan lines for its report (a dry run
 /// keeps them all: the plan is what it is for).
@@ -68,13 +57,6 @@ pub(crate) struct Ctx<'a> {
     pub queued: tokio::sync::Notify,
     /// Google's invitation limit, while it holds.
     pub invitations: std::sync::Mutex<Option<InvitationHold>>,
-}
-
-impl Ctx<'_> {
-    fn invitation_hold(&self) -> Option<InvitationHold> {
-        let hold = self.invitations.lock().unwrap_or_else(|p| p.into_inner());
-        hold.clone().filter(|h| h.until > self.now)
-    }
 }
 
 impl Engine<'_> {
@@ -278,19 +260,9 @@ impl Engine<'_> {
             && d.calendar_op().is_some_and(|c| c.notifies())
         {
             // Writes that mail attendees wait; the rest of the cycle goes on.
-            self.store
-                .park_until(
-                    key,
-                    &format!(
-                        "waiting for Google's invitation limit to lift: {}",
-                        hold.reason
-                    ),
-                    ctx.now,
-                    hold.until,
-                )
+            self.park_for_invitations(key, &hold, ctx.now, report)
                 .await?;
             report.parked += 1;
-            report.invitations_held += 1;
             return Ok(());
         }
         let span = info_span!("record", key = %key, case = ?d.case);
@@ -518,27 +490,7 @@ impl Engine<'_> {
                     return Ok(outcome);
                 }
                 Step::HoldInvitations(reason) => {
-                    let hold = InvitationHold {
-                        until: ctx.now + INVITATION_LIMIT_WAIT,
-                        reason,
-                    };
-                    warn!(until = %hold.until, reason = %hold.reason, "Google's invitation limit: writes that notify attendees wait; the rest goes on");
-                    self.store
-                        .put_meta(INVITATION_HOLD, &Some(hold.clone()))
-                        .await?;
-                    self.store
-                        .park_until(
-                            key,
-                            &format!(
-                                "waiting for Google's invitation limit to lift: {}",
-                                hold.reason
-                            ),
-                            ctx.now,
-                            hold.until,
-                        )
-                        .await?;
-                    *ctx.invitations.lock().unwrap_or_else(|p| p.into_inner()) = Some(hold);
-                    report.invitations_held += 1;
+                    self.hold_invitations(ctx, key, reason, report).await?;
                     outcome.parked = true;
                     return Ok(outcome);
                 }
@@ -555,143 +507,6 @@ impl Engine<'_> {
         warn!(attempts = p.attempts, "parked after repeated conflicts");
         outcome.parked = true;
         Ok(outcome)
-    }
-
-    /// Drains the write-back queue: each interview waiting for its
-    /// `external_event_id` gets it, oldest-queued soonest interview first,
-    /// while the passes run and, after them, until the queue is empty or
-    /// the cycle's write-back budget is spent.
-    pub(crate) async fn write_back_lane(&self, ctx: &Ctx<'_>) -> Result<LaneReport, EngineError> {
-        let mut out = LaneReport::default();
-        let mut budget_ends: Option<Instant> = None;
-        // Sweeps the queue from its head (the soonest interviews); a sweep
-        // that wrote nothing waits for the passes to queue more.
-        loop {
-            let mut after: Option<Vec<u8>> = None;
-            let mut progress = false;
-            loop {
-                if self.stopping() {
-                    return Ok(out);
-                }
-                if ctx.passes_done.load(Ordering::SeqCst) && budget_ends.is_none() {
-                    budget_ends = ctx.opts.write_back_budget.map(|b| Instant::now() + b);
-                }
-                if budget_ends.is_some_and(|t| Instant::now() >= t) {
-                    return Ok(out);
-                }
-                let batch = self.store.pending_links(after.as_deref(), 50).await?;
-                let Some((last, _)) = batch.last() else { break };
-                after = Some(last.clone());
-                for (_, iid) in batch {
-                    if self.stopping() {
-                        return Ok(out);
-                    }
-                    // A record with work pending is the passes' to decide.
-                    if ctx
-                        .work
-                        .get(&WorkKey::Interview(iid.clone()))
-                        .await?
-                        .is_some()
-                    {
-                        continue;
-                    }
-                    match self.write_back(&iid, ctx.now).await {
-                        Ok(wrote) => {
-                            progress = true;
-                            out.written += usize::from(wrote);
-                        }
-                        Err(e) if e.is_stop() => return Ok(out),
-                        Err(e) if e.is_cycle_ending() => return Err(e),
-                        Err(e) => {
-                            // The side is struggling: the queue waits for
-                            // the next cycle rather than hammer it.
-                            warn!(interview = %iid, error = %e, "write-back of the link failed; retried next cycle");
-                            return Ok(out);
-                        }
-                    }
-                }
-            }
-            if !progress {
-                if ctx.passes_done.load(Ordering::SeqCst) {
-                    return Ok(out);
-                }
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_millis(200),
-                    ctx.queued.notified(),
-                )
-                .await;
-            }
-        }
-    }
-
-    /// Writes one interview's `external_event_id`; `false` when nothing was
-    /// left to write.
-    async fn write_back(&self, iid: &str, now: DateTime<Utc>) -> Result<bool, EngineError> {
-        let Some(rec) = self.store.record(iid).await? else {
-            self.store.drop_pending_link(iid).await?;
-            return Ok(false);
-        };
-        let s = rec.snapshot;
-        if s.link != hitosync_core::reconcile::LinkHalf::Pending || s.retired {
-            self.store.drop_pending_link(iid).await?;
-            return Ok(false);
-        }
-        let op = HitolinkOp::WriteBackLink {
-            interview_id: iid.to_string(),
-            if_match: s.hl_version,
-            event_id: s.event_id.clone(),
-        };
-        let mut version = s.hl_version;
-        for _ in 0..2 {
-            let span = info_span!("record", key = %WorkKey::Interview(iid.to_string()), case = "write_back");
-            match self
-                .hitolink_write(&op, Some(version))
-                .instrument(span)
-                .await
-            {
-                Ok(iv) => {
-                    self.store
-                        .link_written(iid, &s.event_id, iv.version, now)
-                        .await?;
-                    return Ok(true);
-                }
-                Err(HitolinkError::PreconditionFailed {
-                    current: Some(cur), ..
-                }) => {
-                    if cur.external_event_id.as_deref() == Some(s.event_id.as_str()) {
-                        self.store
-                            .link_written(iid, &s.event_id, cur.version, now)
-                            .await?;
-                        return Ok(false);
-                    }
-                    // Changed meanwhile: the field is ours alone to set.
-                    version = cur.version;
-                }
-                Err(HitolinkError::NotFound { .. }) => {
-                    // Gone: the feed will say so, and the record with it.
-                    self.store.drop_pending_link(iid).await?;
-                    return Ok(false);
-                }
-                Err(
-                    e @ (HitolinkError::Invalid { .. }
-                    | HitolinkError::Rejected { .. }
-                    | HitolinkError::Unsyncable(_)),
-                ) => {
-                    self.store.drop_pending_link(iid).await?;
-                    let key = WorkKey::Interview(iid.to_string());
-                    self.store
-                        .park(
-                            &key,
-                            &format!("writing back the link was refused: {e}"),
-                            now,
-                        )
-                        .await?;
-                    return Ok(false);
-                }
-                Err(e) => return Err(EngineError::Hitolink(e)),
-            }
-        }
-        Ok(false)
     }
 }
 
@@ -715,12 +530,6 @@ impl Outcome {
         self.writes.calendar += w.calendar;
         self.writes.hitolink += w.hitolink;
     }
-}
-
-/// What the write-back lane did.
-#[derive(Debug, Default)]
-pub(crate) struct LaneReport {
-    pub written: usize,
 }
 
 impl EngineError {
