@@ -211,3 +211,58 @@ pub fn park_wait(attempts: u32) -> chrono::Duration {
     let wait_min = (1i64 << (attempts.saturating_sub(1)).min(9)).min(360);
     chrono::Duration::minutes(wait_min)
 }
+
+impl crate::Parked {
+    /// The parking that follows `old` (the record's parking so far, if
+    /// any): one attempt more, the first time kept, the next retry after
+    /// [`park_wait`] unless `until` names when a limit lifts. Both backends
+    /// park through this, so they cannot drift apart on the schedule.
+    pub fn after(
+        old: Option<crate::Parked>,
+        key: &crate::WorkKey,
+        reason: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        held: bool,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> crate::Parked {
+        let attempts = old.as_ref().map(|p| p.attempts + 1).unwrap_or(1);
+        crate::Parked {
+            key: key.clone(),
+            reason: reason.to_string(),
+            attempts,
+            first_at: old.map(|p| p.first_at).unwrap_or(now),
+            next_retry: until.unwrap_or(now + park_wait(attempts)),
+            held,
+            waits_for_limit: until.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Parked, WorkKey};
+    use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn a_parking_counts_attempts_keeps_the_first_time_and_backs_off() {
+        let key = WorkKey::Interview("iv_1".into());
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+        let first = Parked::after(None, &key, "500", t0, false, None);
+        assert_eq!((first.attempts, first.first_at), (1, t0));
+        assert_eq!(first.next_retry, t0 + Duration::minutes(1));
+        assert!(!first.waits_for_limit);
+        let t1 = t0 + Duration::minutes(5);
+        let second = Parked::after(Some(first), &key, "500 again", t1, true, None);
+        assert_eq!((second.attempts, second.first_at), (2, t0));
+        assert_eq!(second.next_retry, t1 + Duration::minutes(2));
+        assert_eq!((second.reason.as_str(), second.held), ("500 again", true));
+        // a limit that lifts at a known time: retried then, not on backoff
+        let lifts = t1 + Duration::hours(3);
+        let third = Parked::after(Some(second), &key, "limit", t1, false, Some(lifts));
+        assert_eq!((third.attempts, third.next_retry), (3, lifts));
+        assert!(third.waits_for_limit);
+        // the backoff stops growing at six hours
+        assert_eq!(park_wait(30), Duration::hours(6));
+    }
+}

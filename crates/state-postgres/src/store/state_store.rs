@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hitosync_state::{
     CONFLICT_LOG_LEN, Commit, ConflictEntry, Cursor, Intent, Parked, Record, Report, Side,
-    StateError, StateStore, WorkKey, decode, encode, order_index_key, park_wait,
+    StateError, StateStore, WorkKey, decode, encode, order_index_key,
 };
 
 use super::{PgStore, text};
@@ -334,16 +334,7 @@ impl StateStore for PgStore {
             Some(row) => Some(decode(db_key.as_bytes(), row.get::<_, &str>(0).as_bytes())?),
             None => None,
         };
-        let attempts = old.as_ref().map(|p| p.attempts + 1).unwrap_or(1);
-        let p = Parked {
-            key: key.clone(),
-            reason: reason.to_string(),
-            attempts,
-            first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: until.unwrap_or(now + park_wait(attempts)),
-            held,
-            waits_for_limit: until.is_some(),
-        };
+        let p = Parked::after(old, key, reason, now, held, until);
         let body = text(&encode(&p)?);
         tx.execute(
             "INSERT INTO hitosync_parked (link, key, body) VALUES ($1, $2, $3)

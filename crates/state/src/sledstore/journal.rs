@@ -133,16 +133,7 @@ impl Store {
             Some(v) => Some(decode(key.db_key().as_bytes(), &v)?),
             None => None,
         };
-        let attempts = old.as_ref().map(|p| p.attempts + 1).unwrap_or(1);
-        let p = Parked {
-            key: key.clone(),
-            reason: reason.to_string(),
-            attempts,
-            first_at: old.map(|p| p.first_at).unwrap_or(now),
-            next_retry: until.unwrap_or(now + park_wait(attempts)),
-            held,
-            waits_for_limit: until.is_some(),
-        };
+        let p = Parked::after(old, key, reason, now, held, until);
         // Parked work is read afresh when it comes due.
         self.parked.insert(key.db_key(), encode(&p)?)?;
         self.intents.remove(key.db_key())?;
