@@ -1110,11 +1110,7 @@ async fn history_on(ops: Vec<Op>, concurrent: bool, postgres: bool) -> Result<()
     Ok(())
 }
 
-/// Histories in all (`PROPTEST_CASES`, default 2,000), spread over
-/// [`SHARDS`] tests so that the test harness runs them side by side: a
-/// history spends half its time waiting on loopback HTTP and sled, so one
-/// at a time leaves the cores idle. Each shard draws its own random
-/// histories.
+/// Histories in all (`PROPTEST_CASES`, default 2,000).
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -1122,84 +1118,76 @@ fn cases() -> u32 {
         .unwrap_or(2000)
 }
 
-const SHARDS: u32 = 4;
-
-fn shard_config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases().div_ceil(SHARDS),
-        max_shrink_iters: 2000,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn run_history(ops: Vec<Op>, concurrent: bool) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(history_with(ops, concurrent));
-    prop_assert!(result.is_ok(), "{}", result.unwrap_err());
-    Ok(())
-}
-
-/// One test per shard, each drawing its own histories.
-macro_rules! shards {
-    ($($name:ident),+) => {
-        proptest! {
-            #![proptest_config(shard_config())]
-            $(
-                #[test]
-                fn $name(
-                    ops in prop::collection::vec(op(), 1..40),
-                    concurrent in prop::bool::weighted(0.2),
-                ) {
-                    run_history(ops, concurrent)?;
-                }
-            )+
-        }
-    };
-}
-
-shards!(
-    invariants_hold_under_random_histories_1,
-    invariants_hold_under_random_histories_2,
-    invariants_hold_under_random_histories_3,
-    invariants_hold_under_random_histories_4
-);
-
-/// Fewer histories on PostgreSQL: each makes a database of its own.
-/// Without a test server, one case, which says it skips.
+/// Fewer histories on PostgreSQL, each in a database of its own.
 fn pg_cases() -> u32 {
-    if std::env::var("HITOSYNC_TEST_PG_URL").is_err() {
-        return 1;
-    }
     std::env::var("PROPTEST_PG_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: pg_cases(),
-        max_shrink_iters: 500,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+/// Runners side by side. A history spends about half its time waiting on
+/// loopback HTTP and the store, so one runner per core leaves the cores
+/// idle half the time (the test harness runs only as many tests at once
+/// as there are cores); four keep two cores busy.
+const RUNNERS: u32 = 4;
 
-    #[test]
-    fn invariants_hold_under_random_histories_on_postgres(
-        ops in prop::collection::vec(op(), 1..40),
-        concurrent in prop::bool::weighted(0.2),
-    ) {
-        if common::pg::skip("invariants_hold_under_random_histories_on_postgres") {
-            return Ok(());
-        }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let result = rt.block_on(history_on(ops, concurrent, true));
-        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+/// Runs `cases` random histories on [`RUNNERS`] threads, each a proptest
+/// runner with its own random seed and its own shrinking, and fails with
+/// every runner's minimal failing history.
+fn histories(cases: u32, max_shrink_iters: u32, postgres: bool) {
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runners: Vec<_> = (0..RUNNERS)
+            .map(|_| {
+                scope.spawn(move || {
+                    // built per thread: proptest's boxed strategies are not Sync
+                    let strategy = (
+                        prop::collection::vec(op(), 1..40),
+                        prop::bool::weighted(0.2),
+                    );
+                    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+                        cases: cases.div_ceil(RUNNERS),
+                        max_shrink_iters,
+                        failure_persistence: None,
+                        ..ProptestConfig::default()
+                    });
+                    runner
+                        .run(&strategy, |(ops, concurrent)| {
+                            let rt = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .unwrap();
+                            let result = rt.block_on(history_on(ops, concurrent, postgres));
+                            prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+                            Ok(())
+                        })
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        runners
+            .into_iter()
+            .filter_map(|r| match r.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(failure)) => Some(failure),
+                Err(_) => Some("a runner panicked (its message is above)".to_string()),
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn invariants_hold_under_random_histories() {
+    histories(cases(), 2000, false);
+}
+
+#[test]
+fn invariants_hold_under_random_histories_on_postgres() {
+    if common::pg::skip("invariants_hold_under_random_histories_on_postgres") {
+        return;
     }
+    histories(pg_cases(), 500, true);
 }
 
 /// The checker itself must be able to fail: a world where the sides
