@@ -96,6 +96,27 @@ impl PgStore {
         Ok(tx)
     }
 
+    /// The JSON body of the row `sql` selects by link (`$1`) and `key`
+    /// (`$2`), locked until `tx` ends: a read-modify-write of one row.
+    pub(crate) async fn locked_body<T: serde::de::DeserializeOwned>(
+        &self,
+        tx: &Transaction<'_>,
+        sql: &str,
+        key: &str,
+    ) -> Result<Option<T>, StateError> {
+        let row = tx
+            .query_opt(sql, &[&self.link, &key])
+            .await
+            .map_err(|e| self.db.db_err(e))?;
+        match row {
+            Some(row) => Ok(Some(hitosync_state::decode(
+                key.as_bytes(),
+                row.get::<_, &str>(0).as_bytes(),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) async fn finish(&self, tx: Transaction<'_>) -> Result<(), StateError> {
         tx.commit().await.map_err(|e| self.db.db_err(e))
     }

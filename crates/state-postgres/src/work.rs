@@ -154,20 +154,13 @@ impl PgStore {
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
         let db = |e| self.db.db_err(e);
-        let old: Option<Report> = match tx
-            .query_opt(
+        let old: Option<Report> = self
+            .locked_body(
+                &tx,
                 "SELECT body FROM hitosync_reports WHERE link = $1 AND event_id = $2 FOR UPDATE",
-                &[&self.link, &event_id],
+                event_id,
             )
-            .await
-            .map_err(db)?
-        {
-            Some(row) => Some(decode(
-                event_id.as_bytes(),
-                row.get::<_, &str>(0).as_bytes(),
-            )?),
-            None => None,
-        };
+            .await?;
         let new = old.as_ref().is_none_or(|o| o.reason != reason);
         let r = Report {
             event_id: event_id.to_string(),

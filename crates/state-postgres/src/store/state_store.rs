@@ -47,17 +47,13 @@ impl StateStore for PgStore {
         let tx = self.begin(&mut client).await?;
         let db = |e| self.db.db_err(e);
         let iid = c.interview_id;
-        let old: Option<Record> = match tx
-            .query_opt(
+        let old: Option<Record> = self
+            .locked_body(
+                &tx,
                 "SELECT body FROM hitosync_records WHERE link = $1 AND interview_id = $2 FOR UPDATE",
-                &[&self.link, &iid],
+                iid,
             )
-            .await
-            .map_err(db)?
-        {
-            Some(row) => Some(decode(iid.as_bytes(), row.get::<_, &str>(0).as_bytes())?),
-            None => None,
-        };
+            .await?;
         let exists = match c.new_record(old.as_ref()) {
             Some(rec) => {
                 let body = text(&encode(&rec)?);
@@ -165,17 +161,16 @@ impl StateStore for PgStore {
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
         let db = |e| self.db.db_err(e);
-        let Some(row) = tx
-            .query_opt(
+        let Some(mut rec) = self
+            .locked_body::<Record>(
+                &tx,
                 "SELECT body FROM hitosync_records WHERE link = $1 AND interview_id = $2 FOR UPDATE",
-                &[&self.link, &interview_id],
+                interview_id,
             )
-            .await
-            .map_err(db)?
+            .await?
         else {
             return Ok(false);
         };
-        let mut rec: Record = decode(interview_id.as_bytes(), row.get::<_, &str>(0).as_bytes())?;
         if rec.snapshot.event_id != event_id {
             return Ok(false);
         }
@@ -323,17 +318,13 @@ impl StateStore for PgStore {
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
         let db = |e| self.db.db_err(e);
-        let old: Option<Parked> = match tx
-            .query_opt(
+        let old: Option<Parked> = self
+            .locked_body(
+                &tx,
                 "SELECT body FROM hitosync_parked WHERE link = $1 AND key = $2 FOR UPDATE",
-                &[&self.link, &db_key],
+                &db_key,
             )
-            .await
-            .map_err(db)?
-        {
-            Some(row) => Some(decode(db_key.as_bytes(), row.get::<_, &str>(0).as_bytes())?),
-            None => None,
-        };
+            .await?;
         let p = Parked::after(old, key, reason, now, held, until);
         let body = text(&encode(&p)?);
         tx.execute(
