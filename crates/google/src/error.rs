@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use hitosync_net::disposition::{Disposed, Disposition};
 use hitosync_net::redact;
 use hitosync_net::retry::Interrupted;
 
@@ -125,13 +126,35 @@ impl hitosync_net::retry::Retryable for GoogleError {
     }
 }
 
+impl Disposed for GoogleError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            GoogleError::Duplicate { .. } | GoogleError::PreconditionFailed { .. } => {
+                Disposition::ReadAgain
+            }
+            GoogleError::Gone { .. } | GoogleError::NotFound { .. } => Disposition::Gone,
+            GoogleError::RateLimited { .. } | GoogleError::Transient(_) => Disposition::RetryLater,
+            // What Google will not take as sent, and an answer that does
+            // not parse, concern the one event: it waits for a change.
+            GoogleError::Rejected { .. } | GoogleError::Protocol(_) => Disposition::Rejected,
+            GoogleError::InvitationLimit { .. } => Disposition::HoldNotifications,
+            GoogleError::FullSyncRequired => Disposition::StartOver,
+            GoogleError::RetryAfterTooLong { .. }
+            | GoogleError::OutOfTime { .. }
+            | GoogleError::TooLarge { .. }
+            | GoogleError::CalendarNotFound { .. }
+            | GoogleError::Auth(_)
+            | GoogleError::ApiDisabled { .. }
+            | GoogleError::Forbidden { .. } => Disposition::EndCycle,
+            GoogleError::Stopped => Disposition::Stopped,
+        }
+    }
+}
+
 impl GoogleError {
     /// Worth another try after a pause.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            GoogleError::RateLimited { .. } | GoogleError::Transient(_)
-        )
+        self.disposition() == Disposition::RetryLater
     }
 
     /// Sorts an error answer by status and Google's `reason` word.

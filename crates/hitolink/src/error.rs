@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use hitosync_core::model::{Interview, Unsyncable};
+use hitosync_net::disposition::{Disposed, Disposition};
 use hitosync_net::http as nethttp;
 use hitosync_net::redact;
 use hitosync_net::retry::Interrupted;
@@ -110,12 +111,35 @@ impl hitosync_net::retry::Retryable for HitolinkError {
     }
 }
 
+impl Disposed for HitolinkError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            HitolinkError::PreconditionFailed { .. } => Disposition::ReadAgain,
+            HitolinkError::NotFound { .. } => Disposition::Gone,
+            HitolinkError::RateLimited { .. } | HitolinkError::Transient(_) => {
+                Disposition::RetryLater
+            }
+            HitolinkError::Invalid { .. }
+            | HitolinkError::Rejected { .. }
+            | HitolinkError::Unsyncable(_)
+            | HitolinkError::Protocol(_) => Disposition::Rejected,
+            HitolinkError::CursorExpired => Disposition::StartOver,
+            // A server that asks for the If-Match hitosync sends speaks
+            // another contract: nothing will work until that is mended.
+            HitolinkError::PreconditionRequired { .. }
+            | HitolinkError::Unauthorized
+            | HitolinkError::RetryAfterTooLong { .. }
+            | HitolinkError::OutOfTime { .. }
+            | HitolinkError::TooLarge { .. } => Disposition::EndCycle,
+            HitolinkError::Stopped => Disposition::Stopped,
+        }
+    }
+}
+
 impl HitolinkError {
+    /// Worth another try after a pause.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            HitolinkError::RateLimited { .. } | HitolinkError::Transient(_)
-        )
+        self.disposition() == Disposition::RetryLater
     }
 
     /// The same error with `secrets` (and anything shaped like a

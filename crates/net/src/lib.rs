@@ -3,6 +3,7 @@
 //! a secret file is private. Neither connector depends on the other; both
 //! depend on this.
 
+pub mod disposition;
 pub mod http;
 pub mod page;
 pub mod private_file;
