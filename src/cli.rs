@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigFile, DEFAULT_CONFIG_PATH};
-use crate::daemon::backend::Backend;
+use crate::daemon::state_db::StateDb;
 use crate::daemon::{self, control::Request};
 #[cfg(feature = "emulators")]
 use crate::emulator;
@@ -262,8 +262,8 @@ fn state_failure(e: StateError) -> Failure {
     }
 }
 
-async fn open_backend(file: &ConfigFile) -> Result<Backend, Failure> {
-    Backend::open(file).await.map_err(state_failure)
+async fn open_state(file: &ConfigFile) -> Result<StateDb, Failure> {
+    StateDb::open(file).await.map_err(state_failure)
 }
 
 /// The links a command serves: `--link NAME`, or all of them.
@@ -289,7 +289,7 @@ async fn status_command(
     {
         return Ok(code);
     }
-    let backend = open_backend(&file).await?;
+    let backend = open_state(&file).await?;
     let leases = backend
         .leases(file.state.lease())
         .await
@@ -352,7 +352,7 @@ async fn inspect_command(
     {
         return Ok(code);
     }
-    let backend = open_backend(&file).await?;
+    let backend = open_state(&file).await?;
     let store = backend.store(&links[0].link, None).map_err(state_failure)?;
     let (output, code) = status::inspect_output(store.as_ref(), id, json)
         .await

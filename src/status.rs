@@ -26,7 +26,7 @@ pub struct Health {
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
-const HEALTH_KEY: &str = "health";
+const HEALTH_KEY: crate::state::MetaKey<Health> = crate::state::MetaKey::new("health");
 
 impl Health {
     pub async fn load(store: &dyn StateStore) -> Health {
@@ -146,7 +146,7 @@ impl StatusView {
             state_dir: store.location(),
             lease: None,
             mapped_interviews: store.record_count().await?,
-            last_cycle: store.meta("last_cycle").await?,
+            last_cycle: store.meta(crate::engine::LAST_CYCLE).await?,
             google_sync_token: cursor(store.cursor(Side::Google).await?),
             hitolink_cursor: cursor(store.cursor(Side::Hitolink).await?),
             pending_operations: store.intents().await?,
@@ -157,11 +157,11 @@ impl StatusView {
             links_waiting: store.pending_link_count().await?,
             reported_events: store.reports().await?,
             invitation_hold: store
-                .meta::<Option<crate::engine::InvitationHold>>(crate::engine::INVITATION_HOLD)
+                .meta(crate::engine::INVITATION_HOLD)
                 .await?
                 .flatten()
                 .filter(|h| h.until > now),
-            breaker: store.meta::<Option<String>>("breaker").await?.flatten(),
+            breaker: store.meta(crate::state::BREAKER).await?.flatten(),
             health: Health::load(store).await,
             daemon: None,
         })
@@ -381,10 +381,10 @@ pub fn render_cycle(report: &CycleReport) -> (String, u8) {
             "stopped early (a deadline or a shutdown); the rest waits in the store, in order, for the next cycle\n",
         );
     }
-    if report.work_left > 0 || report.links_pending > 0 {
+    if report.work_left > 0 || report.event_refs_pending > 0 {
         out.push_str(&format!(
             "waiting for the next cycle: {} records to apply, {} interviews' external_event_id to write back\n",
-            report.work_left, report.links_pending
+            report.work_left, report.event_refs_pending
         ));
     }
     (out, if report.clean() { 0 } else { 1 })
@@ -433,8 +433,8 @@ fn render_items(items: &[PlanItem]) -> String {
                 "  {}  {:?}  {}{}\n",
                 item.key, item.case, item.summary, mark
             );
-            for op in &item.ops {
-                line.push_str(&format!("      {op}\n"));
+            for write in &item.writes {
+                line.push_str(&format!("      {write}\n"));
             }
             line
         })

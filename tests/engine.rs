@@ -87,7 +87,7 @@ async fn idle_cycle_after_import(n: usize, postgres: bool) {
     let engine = engine(&cal, &hl, store.as_ref(), None);
     let first = engine.cycle(&drain()).await.unwrap();
     assert_eq!(first.applied, n);
-    assert_eq!(first.links_written, n, "{first:?}");
+    assert_eq!(first.event_refs_written, n, "{first:?}");
     assert_eq!(store.record_count().await.unwrap(), n);
     assert_eq!(store.pending_link_count().await.unwrap(), 0);
     // the echo of the import
@@ -221,10 +221,10 @@ async fn import_resumes_in_order(postgres: bool) {
     let e = engine(&cal, &hl, store, None);
     let second = e.cycle(&drain()).await.unwrap();
     assert!(
-        second.hitolink_changes <= first.links_written,
+        second.hitolink_changes <= first.event_refs_written,
         "{} changes after {} write-backs",
         second.hitolink_changes,
-        first.links_written
+        first.event_refs_written
     );
     assert_eq!(store.work_count().await.unwrap(), 0);
     assert_eq!(store.record_count().await.unwrap(), 62);

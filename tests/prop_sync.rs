@@ -40,7 +40,7 @@ use hitosync::hitolink::{
 };
 use hitosync::model::{CalendarEvent, EventStatus, Interview, Response};
 use hitosync::reconcile::{
-    Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_link,
+    Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_meeting_url,
 };
 use hitosync::state::{StateStore, Store};
 
@@ -1022,7 +1022,7 @@ async fn check(w: &World) -> Result<(), String> {
                         iv.id, iv.location
                     ));
                 }
-                let link = e["description"].as_str().and_then(parse_link);
+                let link = e["description"].as_str().and_then(parse_meeting_url);
                 if link != iv.meeting_url {
                     return Err(format!(
                         "{}: link differs: {link:?} vs {:?}",

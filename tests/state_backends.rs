@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::pg::{Backing, PgDb, leased_store};
-use hitosync::reconcile::{Case, Conflict, Fields, LinkHalf, Presentation, Snapshot};
+use hitosync::reconcile::{Case, Conflict, EventRef, Fields, Presentation, Snapshot};
 use hitosync::state::{
     Commit, HistoryEntry, Intent, Lease, Side, StateError, StateStore, StateStoreExt, WorkKey,
 };
@@ -25,7 +25,7 @@ fn snapshot(id: &str) -> Snapshot {
             cancelled: false,
             slot: None,
             location: None,
-            link: None,
+            meeting_url: None,
             candidate_declined: false,
             responses: BTreeMap::new(),
         },
@@ -41,7 +41,7 @@ fn snapshot(id: &str) -> Snapshot {
         event_etag: "\"1\"".into(),
         event_attendees: vec![],
         retired: false,
-        link: LinkHalf::Written,
+        event_ref: EventRef::Written,
     }
 }
 
@@ -167,9 +167,11 @@ async fn conformance(postgres: bool) {
     assert_eq!(s.conflict_count().await.unwrap(), 1);
     assert_eq!(s.conflicts(10).await.unwrap()[0].conflict, c);
     // meta
-    s.put_meta("breaker", &Some("why")).await.unwrap();
+    s.put_meta(hitosync::state::BREAKER, &Some("why".to_string()))
+        .await
+        .unwrap();
     assert_eq!(
-        s.meta::<Option<String>>("breaker")
+        s.meta(hitosync::state::BREAKER)
             .await
             .unwrap()
             .flatten()
@@ -254,7 +256,7 @@ async fn work_and_queues(postgres: bool) {
     assert_eq!(s.parked().await.unwrap().len(), 1);
     // the write-back queue
     let mut snap = snapshot("iv_q");
-    snap.link = LinkHalf::Pending;
+    snap.event_ref = EventRef::Pending;
     let q = WorkKey::Interview("iv_q".into());
     commit(s, &q, Some(&snap), 1, &[], Some(&[0, 1]))
         .await
@@ -275,8 +277,8 @@ async fn work_and_queues(postgres: bool) {
     assert!(s.pending_links(None, 10).await.unwrap().is_empty());
     let r = s.record("iv_q").await.unwrap().unwrap();
     assert_eq!(
-        (r.snapshot.link, r.snapshot.hl_version),
-        (LinkHalf::Written, 7)
+        (r.snapshot.event_ref, r.snapshot.hl_version),
+        (EventRef::Written, 7)
     );
     // and leaving it without a write
     commit(s, &q, Some(&snap), 2, &[], Some(&[0, 1]))

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{
-    Failure, error_text, load_config, open_backend, run_error, selected, setup_error, state_failure,
+    Failure, error_text, load_config, open_state, run_error, selected, setup_error, state_failure,
 };
 use crate::config::{Config, ConfigFile};
 use crate::daemon::control::{self, Request};
-use crate::daemon::{self, backend::Backend};
+use crate::daemon::{self, state_db::StateDb};
 use crate::engine::{CycleOptions, CycleReport, EngineError};
 use crate::google::GoogleError;
 use crate::hitolink::HitolinkError;
@@ -43,7 +43,7 @@ pub(super) fn stop_on_signals() -> crate::retry::CancellationToken {
 /// PostgreSQL: refused while a daemon holds it (the command goes through
 /// that daemon instead).
 pub(super) async fn one_shot_lease(
-    backend: &Backend,
+    backend: &StateDb,
     file: &ConfigFile,
     link: &str,
 ) -> Result<Option<Arc<Lease>>, Failure> {
@@ -78,7 +78,7 @@ pub(super) async fn one_shot_lease(
 /// the store for `status`.
 pub(super) async fn run_cycle(
     file: &ConfigFile,
-    backend: &Backend,
+    backend: &StateDb,
     config: &Config,
     opts: CycleOptions,
     stop: &crate::retry::CancellationToken,
@@ -169,7 +169,7 @@ pub(super) async fn cycle_links(
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let links = selected(file, link)?;
-    let backend = open_backend(file).await?;
+    let backend = open_state(file).await?;
     let stop = stop_on_signals();
     let many = links.len() > 1;
     let mut worst: Option<Failure> = None;

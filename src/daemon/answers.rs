@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::Supervisor;
-use super::backend::BackendSlot;
 use super::control::{Answer, Request};
+use super::state_db::StateDbSlot;
 use super::worker::Shared;
 use crate::engine::CycleOptions;
 use crate::status::{self, LeaseView, StatusView};
@@ -192,7 +192,7 @@ fn join(mut answers: Vec<(String, Answer)>, json: bool) -> Answer {
 }
 
 async fn status_answer(
-    backend: Arc<BackendSlot>,
+    backend: Arc<StateDbSlot>,
     items: Vec<Item>,
     replica: Option<String>,
     ttl: Duration,

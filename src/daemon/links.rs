@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use super::backend::BackendSlot;
 use super::metrics::{LinkMetrics, Metrics};
+use super::state_db::StateDbSlot;
 use super::systemd::Notifier;
 use super::worker::{Command, Settings, Shared, Worker};
 use crate::config::{Config, parse_schedule};
@@ -61,7 +61,7 @@ impl LinkSlot {
 
 /// What starting a worker needs from the supervisor.
 pub struct Env {
-    pub backend: Arc<BackendSlot>,
+    pub backend: Arc<StateDbSlot>,
     pub metrics: Arc<Metrics>,
     /// Per link: its metrics handle and the clients' counters it observes,
     /// kept across restarts so that its counters only ever grow.

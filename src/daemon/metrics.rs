@@ -23,7 +23,7 @@ use std::time::Duration;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::engine::{CycleReport, EngineError, INVITATION_HOLD, InvitationHold};
+use crate::engine::{CycleReport, EngineError, INVITATION_HOLD};
 use crate::google::GoogleError;
 use crate::link::Link;
 use crate::retry::{CallObserver, Outcome, Pause};
@@ -286,7 +286,7 @@ impl LinkMetrics {
         if let Some(n) = count(store.pending_link_count().await, "write-back queue") {
             f.links_waiting.get_or_create(&l).set(n);
         }
-        match store.meta::<Option<InvitationHold>>(INVITATION_HOLD).await {
+        match store.meta(INVITATION_HOLD).await {
             Ok(hold) => {
                 let until = hold
                     .flatten()
@@ -310,7 +310,7 @@ impl LinkMetrics {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the parked records"),
         }
-        match store.meta::<Option<String>>("breaker").await {
+        match store.meta(crate::state::BREAKER).await {
             Ok(held) => {
                 f.breaker_held
                     .get_or_create(&l)

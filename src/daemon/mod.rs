@@ -16,13 +16,13 @@
 //! while this replica holds its lease (`leases`); the others run elsewhere.
 
 mod answers;
-pub mod backend;
 pub mod control;
 pub mod fence;
 pub mod leases;
 mod links;
 pub mod metrics;
 mod reload;
+pub mod state_db;
 pub mod systemd;
 pub mod worker;
 
@@ -42,11 +42,11 @@ use crate::config::{ConfigError, ConfigFile, Form};
 use crate::engine::CycleOptions;
 use crate::link::LinkError;
 use crate::state::StateError;
-use backend::{Backend, BackendSlot};
 use control::{Answer, ControlError};
 use leases::{LeaseCommand, LeaseEvent, LeaseManager};
 use links::{Env, LinkSlot};
 use metrics::Metrics;
+use state_db::{StateDb, StateDbSlot};
 use systemd::Notifier;
 use worker::Command;
 
@@ -133,9 +133,9 @@ pub async fn run_until(
     for w in file.warnings() {
         warn!("{w}");
     }
-    let backend = Backend::open(&file).await?;
+    let backend = StateDb::open(&file).await?;
     let pg = backend.postgres().cloned();
-    let backend = Arc::new(BackendSlot::new(&file, backend));
+    let backend = Arc::new(StateDbSlot::new(&file, backend));
     // Every link's clients are built (keys and tokens read) before
     // anything starts: a link that cannot start is named, and only when
     // none can does the daemon refuse to run.

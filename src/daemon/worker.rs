@@ -16,14 +16,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::backend::BackendSlot;
 use super::control::Answer;
 use super::fence::{FencedCalendar, FencedHitolink};
 use super::metrics::LinkMetrics;
+use super::state_db::StateDbSlot;
 use super::systemd::Notifier;
 use crate::engine::{CycleOptions, CycleReport, Engine, EngineError};
-use crate::google::GoogleError;
-use crate::hitolink::HitolinkError;
 use crate::link::Link;
 use crate::state::{Lease, StateError, StateStore};
 use crate::status::{self, Health, Live, RunningCycle};
@@ -81,7 +79,7 @@ pub struct Worker {
     /// The link's name (store trees, lease rows, logs).
     pub name: String,
     pub settings: Settings,
-    pub backend: Arc<BackendSlot>,
+    pub backend: Arc<StateDbSlot>,
     /// With PostgreSQL: the lease under which this worker runs; every state
     /// write presents its token and every remote write checks its clock.
     pub lease: Option<Arc<Lease>>,
@@ -192,7 +190,9 @@ impl Bounded {
             // A long import yields at the deadline: what it read waits in
             // the store, in order, and the next cycle goes on with it.
             Ok(r)
-                if r.interrupted && self.deadline_hit && (r.applied > 0 || r.links_written > 0) =>
+                if r.interrupted
+                    && self.deadline_hit
+                    && (r.applied > 0 || r.event_refs_written > 0) =>
             {
                 None
             }
@@ -202,18 +202,10 @@ impl Bounded {
             )),
             Ok(_) => None,
             Err(e) if self.deadline_hit => Some(format!("{} ({e})", past())),
-            Err(e) if self.shut_down && is_stop(e) => None,
+            Err(e) if self.shut_down && e.is_stop() => None,
             Err(e) => Some(e.to_string()),
         }
     }
-}
-
-/// The error a cancelled call ends with.
-fn is_stop(e: &EngineError) -> bool {
-    matches!(
-        e,
-        EngineError::Google(GoogleError::Stopped) | EngineError::Hitolink(HitolinkError::Stopped)
-    )
 }
 
 impl Worker {
@@ -221,7 +213,7 @@ impl Worker {
     pub fn new(
         name: String,
         settings: Settings,
-        backend: Arc<BackendSlot>,
+        backend: Arc<StateDbSlot>,
         lease: Option<Arc<Lease>>,
         shared: Arc<Shared>,
         metrics: Arc<LinkMetrics>,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::reconcile::LinkHalf;
+use crate::reconcile::EventRef;
 
 use crate::state::{Parked, Record, Report, StateError, StateStore};
 
@@ -51,7 +51,10 @@ impl InspectView {
             "    place: {}\n",
             f.location.as_deref().unwrap_or("-")
         ));
-        out.push_str(&format!("    link: {}\n", f.link.as_deref().unwrap_or("-")));
+        out.push_str(&format!(
+            "    meeting URL: {}\n",
+            f.meeting_url.as_deref().unwrap_or("-")
+        ));
         out.push_str(&format!(
             "    candidate declined: {}\n",
             f.candidate_declined
@@ -62,10 +65,10 @@ impl InspectView {
         out.push_str(&format!("  title: {}\n", s.presentation.title));
         out.push_str(&format!(
             "  external_event_id written back: {}\n",
-            match s.link {
-                LinkHalf::Written => "yes",
-                LinkHalf::Pending => "waiting in the write-back queue",
-                LinkHalf::Unknown => "not checked yet (store from an older version)",
+            match s.event_ref {
+                EventRef::Written => "yes",
+                EventRef::Pending => "waiting in the write-back queue",
+                EventRef::Unknown => "not checked yet (store from an older version)",
             }
         ));
         for l in &self.lookalikes {

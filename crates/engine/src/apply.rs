@@ -1,30 +1,33 @@
-//! Applying the work set: what attendees see first, the soonest interviews
-//! first; bookkeeping after. The interviews' half of the link has a queue
-//! of its own (`write_back`), and Google's invitation limit its own hold
-//! (`invitations`).
+//! Applying the work set: each record decided once, in the work set's
+//! order (bookings, then the soonest interviews), its fate given by the one
+//! gate (`gate::fate`), first decision and every decision made again alike.
+//! What people see is written in the first pass; bookkeeping, and
+//! cancellations the breaker cannot clear yet, keep their decision in the
+//! work set for the passes after. The interviews' half of the link has a
+//! queue of its own (`write_back`), and Google's invitation limit its own
+//! hold (`invitations`).
 
 mod invitations;
+mod record;
 mod write_back;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use tracing::{Instrument, info, info_span, warn};
+use parking_lot::Mutex;
+use tracing::{info, warn};
 
-use hitosync_core::reconcile::{Case, Decision, decide_among, derived_event_id};
-use hitosync_google::GoogleError;
-use hitosync_hitolink::HitolinkError;
-use hitosync_state::{Commit, HistoryEntry, Intent, StateError, StateStoreExt, WorkKey};
+use hitosync_core::reconcile::{LookAlike, Snapshot, derived_event_id};
+use hitosync_net::disposition::{Disposed, Disposition};
+use hitosync_state::{StateError, StateStoreExt, WorkKey};
 
-use crate::execute::{Step, Writes};
-use crate::work::{WorkItem, WorkSet, order_key};
+use crate::breaker::MassDeletion;
+use crate::gate::Pass;
+use crate::work::{WorkItem, WorkSet};
 use crate::{CycleOptions, CycleReport, Engine, EngineError, PlanItem};
 
-pub use invitations::{INVITATION_HOLD, INVITATION_LIMIT_WAIT, InvitationHold};
-
-/// How many times one record is decided again in one cycle when the other
-/// side moves under it (412) before it is parked until the next.
-const MAX_ATTEMPTS: usize = 4;
+pub(crate) use invitations::InvitationState;
+pub use invitations::{INVITATION_HOLD, InvitationHold};
 
 /// Keys read from the work set at a time.
 const BATCH: usize = 200;
@@ -33,30 +36,19 @@ const BATCH: usize = 200;
 /// keeps them all: the plan is what it is for).
 const REPORTED_LINES: usize = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pass {
-    /// Writes someone sees: inserts, moves, cancellations, HITO-Link's
-    /// changes. Bookkeeping-only records wait for the next pass.
-    Visible,
-    /// Whatever is left.
-    Rest,
-}
-
 /// What the passes of one cycle share.
 pub(crate) struct Ctx<'a> {
     pub work: &'a WorkSet<'a>,
     pub opts: &'a CycleOptions,
+    /// The cycle's clock; also the name of the decisions it keeps.
     pub now: DateTime<Utc>,
-    /// Cancellations are held back (the breaker tripped).
-    pub hold: bool,
-    /// Destructive decisions so far, re-decisions included.
-    pub destructive: AtomicUsize,
+    pub breaker: Mutex<MassDeletion>,
     /// The passes are over: the write-back queue may drain and stop.
     pub passes_done: AtomicBool,
     /// A record's link was queued: wakes the write-back lane.
     pub queued: tokio::sync::Notify,
     /// Google's invitation limit, while it holds.
-    pub invitations: std::sync::Mutex<Option<InvitationHold>>,
+    pub invitations: Mutex<InvitationState>,
 }
 
 impl Engine<'_> {
@@ -64,18 +56,12 @@ impl Engine<'_> {
         self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
-    async fn decide_item(&self, key: &WorkKey, item: &WorkItem) -> Result<Decision, StateError> {
-        let snapshot = match key {
-            WorkKey::Interview(id) => self.store.record(id).await?.map(|r| r.snapshot),
-            WorkKey::Event(_) => None,
-        };
-        Ok(decide_among(
-            snapshot.as_ref(),
-            item.h.seen(),
-            item.g.seen(),
-            &item.claimants,
-            &self.policy,
-        ))
+    /// The agreement kept for a record, if it is a mapped interview.
+    pub(crate) async fn agreement(&self, key: &WorkKey) -> Result<Option<Snapshot>, StateError> {
+        match key {
+            WorkKey::Interview(id) => Ok(self.store.record(id).await?.map(|r| r.snapshot)),
+            WorkKey::Event(_) => Ok(None),
+        }
     }
 
     /// Reads again, on both sides, what a crash or a parking left open. A
@@ -89,7 +75,7 @@ impl Engine<'_> {
         for key in keys {
             match self.refetch(ctx.work, key, ctx.now).await {
                 Ok(()) => {}
-                Err(e) if e.is_cycle_ending() => return Err(e),
+                Err(e) if e.disposition().ends_cycle() => return Err(e),
                 Err(e) => {
                     if !ctx.opts.dry_run {
                         let p = self
@@ -102,30 +88,6 @@ impl Engine<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Counts the cancellations the work would make, for the breaker.
-    pub(crate) async fn count_destructive(&self, work: &WorkSet<'_>) -> Result<usize, EngineError> {
-        let mut n = 0;
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let batch = work.batch(after.as_deref(), BATCH).await?;
-            let Some((last, _)) = batch.last() else {
-                return Ok(n);
-            };
-            after = Some(last.clone());
-            for (_, key) in batch {
-                let Some(item) = work.get(&key).await? else {
-                    continue;
-                };
-                if item.invalid.is_none()
-                    && !item.refetch
-                    && self.decide_item(&key, &item).await?.is_destructive()
-                {
-                    n += 1;
-                }
-            }
-        }
     }
 
     /// One pass over the work set, in its order.
@@ -150,11 +112,11 @@ impl Engine<'_> {
                     );
                     return Ok(());
                 }
-                match self.process(ctx, &key, pass, report).await {
+                match self.take_up(ctx, &key, pass, report).await {
                     Ok(()) => {}
                     // Stopped in the middle of a record (a deadline, a
                     // shutdown): its intent stays, so it is read again.
-                    Err(e) if e.is_stop() => {
+                    Err(e) if e.disposition() == Disposition::Stopped => {
                         report.interrupted = true;
                         return Ok(());
                     }
@@ -164,7 +126,9 @@ impl Engine<'_> {
         }
     }
 
-    async fn process(
+    /// Takes up one record in a pass: in the first, reads it (once) and
+    /// decides it (once); in the others, takes the decision the first kept.
+    async fn take_up(
         &self,
         ctx: &Ctx<'_>,
         key: &WorkKey,
@@ -175,110 +139,84 @@ impl Engine<'_> {
         let Some(item) = ctx.work.get(key).await? else {
             return Ok(());
         };
-        if item.refetch {
-            // its re-read failed: parked, tried again when due
-            return Ok(());
-        }
-        if let Some(reason) = &item.invalid {
-            if pass == Pass::Visible {
-                if !dry {
-                    let p = self.store.park(key, reason, ctx.now).await?;
-                    warn!(%key, %reason, attempts = p.attempts, "record cannot be synced; parked");
-                }
-                report.parked += 1;
-                push_line(report, dry, PlanItem::parked(key, reason));
-            }
-            return Ok(());
-        }
-        let item = match self.with_named_event(key, item).await {
-            Ok(item) => item,
-            Err(e) if !e.is_cycle_ending() => {
-                if !dry {
-                    let reason = format!("reading the event the interview names failed: {e}");
-                    self.store.park(key, &reason, ctx.now).await?;
-                }
-                report.parked += 1;
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        let d = self.decide_item(key, &item).await?;
-        let bookkeeping = d.is_bookkeeping();
         match pass {
-            Pass::Visible if bookkeeping => return Ok(()),
-            Pass::Rest if dry && !bookkeeping => return Ok(()),
-            _ => {}
-        }
-        self.report_lookalikes(&d, ctx, report).await?;
-        if let Some(reason) = &d.refusal {
-            push_line(report, dry, PlanItem::of(key, &d, false));
-            report.refused += 1;
-            if !dry {
-                match key {
-                    WorkKey::Interview(_) => {
-                        let p = self.store.park(key, reason, ctx.now).await?;
-                        warn!(%key, %reason, attempts = p.attempts, "refused; parked until the calendar changes");
-                        report.parked += 1;
-                    }
-                    WorkKey::Event(ev) => {
-                        if self.store.report(ev, None, reason, ctx.now).await? {
-                            warn!(event = %ev, %reason, "booking refused; reported in status");
-                        }
-                        self.store.settle(key).await?;
-                    }
+            Pass::Visible => {
+                ctx.breaker.lock().take_up();
+                if item.refetch {
+                    // its re-read failed: parked, tried again when due
+                    return Ok(());
                 }
-            }
-            return Ok(());
-        }
-        if d.is_quiet() {
-            if d.case != Case::Unmanaged && d.case != Case::NothingToDo {
-                push_line(report, dry, PlanItem::of(key, &d, false));
-            }
-            if !dry {
-                self.store_quiet(key, &d, ctx.now).await?;
-            }
-            return Ok(());
-        }
-        report.decisions += 1;
-        let held = ctx.hold && d.is_destructive();
-        push_line(report, dry, PlanItem::of(key, &d, held));
-        if dry {
-            return Ok(());
-        }
-        if held {
-            self.store
-                .park_held(
-                    key,
-                    report.breaker.as_deref().unwrap_or("mass deletion"),
-                    ctx.now,
+                if let Some(reason) = &item.invalid {
+                    if !dry {
+                        let p = self.store.park(key, reason, ctx.now).await?;
+                        warn!(%key, %reason, attempts = p.attempts, "record cannot be synced; parked");
+                    }
+                    report.parked += 1;
+                    push_line(report, dry, PlanItem::parked(key, reason));
+                    return Ok(());
+                }
+                let order = crate::work::order_key(key, &item, ctx.now);
+                let item = match self.with_named_event(key, item).await {
+                    Ok(item) => item,
+                    Err(e) if !e.disposition().ends_cycle() => {
+                        if !dry {
+                            let reason =
+                                format!("reading the event the interview names failed: {e}");
+                            self.store.park(key, &reason, ctx.now).await?;
+                        }
+                        report.parked += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                };
+                let agreement = self.agreement(key).await?;
+                let decided = hitosync_core::reconcile::decide_among(
+                    agreement.as_ref(),
+                    item.hitolink.as_ref(),
+                    item.calendar.as_ref(),
+                    &item.claimants,
+                    &self.policy,
+                );
+                self.report_lookalikes(&decided.lookalikes, ctx, report)
+                    .await?;
+                self.run_record(
+                    ctx,
+                    record::Taken {
+                        key,
+                        order,
+                        item,
+                        agreement,
+                        decision: decided.decision,
+                        pass,
+                    },
+                    report,
                 )
-                .await?;
-            report.parked += 1;
-            return Ok(());
+                .await
+            }
+            Pass::Rest | Pass::Last => {
+                let Some(decision) = item.later_of(ctx.now).cloned() else {
+                    return Ok(());
+                };
+                if pass == Pass::Rest && decision.is_bookkeeping() {
+                    ctx.breaker.lock().take_up_bookkeeping();
+                }
+                let order = crate::work::order_key(key, &item, ctx.now);
+                let agreement = self.agreement(key).await?;
+                self.run_record(
+                    ctx,
+                    record::Taken {
+                        key,
+                        order,
+                        item,
+                        agreement,
+                        decision,
+                        pass,
+                    },
+                    report,
+                )
+                .await
+            }
         }
-        if let Some(hold) = ctx.invitation_hold()
-            && d.calendar_op().is_some_and(|c| c.notifies())
-        {
-            // Writes that mail attendees wait; the rest of the cycle goes on.
-            self.park_for_invitations(key, &hold, ctx.now, report)
-                .await?;
-            report.parked += 1;
-            return Ok(());
-        }
-        let span = info_span!("record", key = %key, case = ?d.case);
-        let outcome = self
-            .apply_record(ctx, key, item, d, report)
-            .instrument(span)
-            .await?;
-        report.calendar_writes += outcome.writes.calendar;
-        report.hitolink_writes += outcome.writes.hitolink;
-        report.conflicts += outcome.conflicts;
-        if outcome.parked {
-            report.parked += 1;
-        } else {
-            report.applied += 1;
-        }
-        Ok(())
     }
 
     /// An interview hitosync does not map yet may name an event that is not
@@ -291,24 +229,31 @@ impl Engine<'_> {
         key: &WorkKey,
         mut item: WorkItem,
     ) -> Result<WorkItem, EngineError> {
-        let (WorkKey::Interview(id), Some(iv)) = (key, item.h.now()) else {
+        let (WorkKey::Interview(id), Some(iv)) = (key, item.hitolink.now()) else {
             return Ok(item);
         };
         let Some(named) = iv.external_event_id.clone() else {
             return Ok(item);
         };
         let known = named == derived_event_id(id)
-            || item.g.now().is_some_and(|e| e.id == named)
+            || item.calendar.now().is_some_and(|e| e.id == named)
             || item.claimants.iter().any(|e| e.id == named);
         if known || self.store.record(id).await?.is_some() {
             return Ok(item);
         }
         match self.calendar.get(&named).await {
             Ok(ev) => item.claimants.push(ev),
-            Err(GoogleError::NotFound { .. } | GoogleError::Gone { .. }) => {}
-            // A name Google rejects (not an event ID at all) is no event.
-            Err(GoogleError::Rejected { .. }) => {}
-            Err(e) => return Err(EngineError::Google(e)),
+            Err(e) => match e.disposition() {
+                // No such event; a name Google rejects (not an event ID at
+                // all) is no event either.
+                Disposition::Gone | Disposition::Rejected => {}
+                Disposition::ReadAgain
+                | Disposition::RetryLater
+                | Disposition::HoldNotifications
+                | Disposition::StartOver
+                | Disposition::EndCycle
+                | Disposition::Stopped => return Err(EngineError::Google(e)),
+            },
         }
         Ok(item)
     }
@@ -316,11 +261,11 @@ impl Engine<'_> {
     /// Look-alikes are reported once (and kept for `status` and `inspect`).
     async fn report_lookalikes(
         &self,
-        d: &Decision,
+        lookalikes: &[LookAlike],
         ctx: &Ctx<'_>,
         report: &mut CycleReport,
     ) -> Result<(), EngineError> {
-        for l in &d.lookalikes {
+        for l in lookalikes {
             report.lookalikes += 1;
             if !ctx.opts.dry_run
                 && self
@@ -333,184 +278,9 @@ impl Engine<'_> {
         }
         Ok(())
     }
-
-    /// A decision that writes nothing remotely: store the refreshed
-    /// agreement if it changed, and settle the record's work.
-    async fn store_quiet(
-        &self,
-        key: &WorkKey,
-        d: &Decision,
-        now: DateTime<Utc>,
-    ) -> Result<(), StateError> {
-        let old = match &d.interview_id {
-            Some(iid) => self.store.record(iid).await?.map(|r| r.snapshot),
-            None => None,
-        };
-        // Only a decision that knows the record (or knows it is gone on
-        // both sides) may change its mapping; an orphan or a booking seen
-        // without the store's knowledge must not erase one.
-        let changes_mapping = d.case == Case::Forget || (d.snapshot.is_some() && d.snapshot != old);
-        match &d.interview_id {
-            Some(iid) if changes_mapping => {
-                self.store
-                    .commit(Commit {
-                        key,
-                        interview_id: iid,
-                        snapshot: d.snapshot.as_ref(),
-                        entry: HistoryEntry {
-                            at: now,
-                            case: d.case,
-                            summary: d.log_line(),
-                        },
-                        conflicts: &d.conflicts,
-                        pending_link_at: None,
-                    })
-                    .await
-            }
-            _ => self.store.settle(key).await,
-        }
-    }
-
-    async fn apply_record(
-        &self,
-        ctx: &Ctx<'_>,
-        key: &WorkKey,
-        item: WorkItem,
-        first: Decision,
-        report: &mut CycleReport,
-    ) -> Result<Outcome, EngineError> {
-        let order = order_key(key, &item, ctx.now);
-        let WorkItem {
-            mut h,
-            mut g,
-            claimants,
-            ..
-        } = item;
-        let mut decision = first;
-        let mut outcome = Outcome::default();
-        let mut interview_id = decision.interview_id.clone();
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                let snapshot = match &interview_id {
-                    Some(id) => self.store.record(id).await?.map(|r| r.snapshot),
-                    None => None,
-                };
-                decision = decide_among(
-                    snapshot.as_ref(),
-                    h.seen(),
-                    g.seen(),
-                    &claimants,
-                    &self.policy,
-                );
-                // The breaker holds on every re-decision, and counts it.
-                if decision.is_destructive() {
-                    let n = ctx.destructive.fetch_add(1, Ordering::SeqCst) + 1;
-                    if (ctx.hold || n > self.max_deletions as usize) && !ctx.opts.allow_mass_delete
-                    {
-                        let why = format!(
-                            "{n} cancellations in one cycle, more than sync.max_deletions = {}",
-                            self.max_deletions
-                        );
-                        report.breaker.get_or_insert(why.clone());
-                        self.store.park_held(key, &why, ctx.now).await?;
-                        outcome.parked = true;
-                        return Ok(outcome);
-                    }
-                }
-                if let Some(reason) = &decision.refusal {
-                    self.store.park(key, reason, ctx.now).await?;
-                    outcome.parked = true;
-                    return Ok(outcome);
-                }
-                if decision.is_quiet() {
-                    self.store_quiet(key, &decision, ctx.now).await?;
-                    return Ok(outcome);
-                }
-            }
-            self.store
-                .put_intent(&Intent {
-                    key: key.clone(),
-                    summary: decision.log_line(),
-                    at: ctx.now,
-                })
-                .await?;
-            info!(plan = %decision.log_line(), "applying");
-            match self.execute(&decision, &h, &g).await? {
-                Step::Done {
-                    snapshot,
-                    link_deferred,
-                    writes,
-                } => {
-                    outcome.add(writes);
-                    outcome.conflicts += decision.conflicts.len();
-                    for c in &decision.conflicts {
-                        warn!(field = %c.field, hitolink = %c.hitolink, google = %c.google, winner = %c.winner, "conflict");
-                    }
-                    let iid = decision
-                        .interview_id
-                        .clone()
-                        .or(interview_id.clone())
-                        .unwrap_or_default();
-                    self.store
-                        .commit(Commit {
-                            key,
-                            interview_id: &iid,
-                            snapshot: snapshot.as_ref().as_ref(),
-                            entry: HistoryEntry {
-                                at: ctx.now,
-                                case: decision.case,
-                                summary: decision.log_line(),
-                            },
-                            conflicts: &decision.conflicts,
-                            pending_link_at: link_deferred.then_some(order.as_slice()),
-                        })
-                        .await?;
-                    if link_deferred {
-                        ctx.queued.notify_one();
-                    }
-                    return Ok(outcome);
-                }
-                Step::Again {
-                    h: nh,
-                    g: ng,
-                    interview_id: iid,
-                    writes,
-                } => {
-                    outcome.add(writes);
-                    h = *nh;
-                    g = *ng;
-                    if iid.is_some() {
-                        interview_id = iid;
-                    }
-                }
-                Step::Park(reason) => {
-                    let p = self.store.park(key, &reason, ctx.now).await?;
-                    warn!(%reason, attempts = p.attempts, "parked");
-                    outcome.parked = true;
-                    return Ok(outcome);
-                }
-                Step::HoldInvitations(reason) => {
-                    self.hold_invitations(ctx, key, reason, report).await?;
-                    outcome.parked = true;
-                    return Ok(outcome);
-                }
-            }
-        }
-        let p = self
-            .store
-            .park(
-                key,
-                "kept changing while being written; retried next cycle",
-                ctx.now,
-            )
-            .await?;
-        warn!(attempts = p.attempts, "parked after repeated conflicts");
-        outcome.parked = true;
-        Ok(outcome)
-    }
 }
 
-fn push_line(report: &mut CycleReport, dry: bool, item: PlanItem) {
+pub(crate) fn push_line(report: &mut CycleReport, dry: bool, item: PlanItem) {
     if dry || report.plan.len() < REPORTED_LINES {
         report.plan.push(item);
     } else {
@@ -518,54 +288,21 @@ fn push_line(report: &mut CycleReport, dry: bool, item: PlanItem) {
     }
 }
 
-#[derive(Debug, Default)]
-struct Outcome {
-    writes: Writes,
-    conflicts: usize,
-    parked: bool,
-}
-
-impl Outcome {
-    fn add(&mut self, w: Writes) {
-        self.writes.calendar += w.calendar;
-        self.writes.hitolink += w.hitolink;
+impl Disposed for EngineError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            EngineError::Google(e) => e.disposition(),
+            EngineError::Hitolink(e) => e.disposition(),
+            // The store or a feed that does not end: nothing more of this
+            // cycle can be trusted to land.
+            EngineError::State(_) | EngineError::Paging { .. } => Disposition::EndCycle,
+        }
     }
 }
 
 impl EngineError {
     /// A call ended by the cycle's stop token (a deadline, a shutdown).
     pub fn is_stop(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Google(GoogleError::Stopped)
-                | EngineError::Hitolink(HitolinkError::Stopped)
-        )
-    }
-
-    /// Ends the cycle (auth, a side misconfigured, the store) rather than
-    /// one record.
-    pub(crate) fn is_cycle_ending(&self) -> bool {
-        match self {
-            EngineError::State(_) | EngineError::Paging { .. } => true,
-            EngineError::Google(e) => !matches!(
-                e,
-                GoogleError::Transient(_)
-                    | GoogleError::RateLimited { .. }
-                    | GoogleError::Protocol(_)
-                    | GoogleError::Rejected { .. }
-                    | GoogleError::NotFound { .. }
-                    | GoogleError::Gone { .. }
-            ),
-            EngineError::Hitolink(e) => !matches!(
-                e,
-                HitolinkError::Transient(_)
-                    | HitolinkError::RateLimited { .. }
-                    | HitolinkError::Protocol(_)
-                    | HitolinkError::Rejected { .. }
-                    | HitolinkError::Invalid { .. }
-                    | HitolinkError::Unsyncable(_)
-                    | HitolinkError::NotFound { .. }
-            ),
-        }
+        self.disposition() == Disposition::Stopped
     }
 }

@@ -1,32 +1,33 @@
-//! Carries out one decision's operations, in order, through the ports.
-//! An exhaustive `match` over the typed operations: there is no write of an
-//! unknown form. Cycle-ending failures (auth, a side down) come back as
-//! errors; what concerns one record comes back as a [`Step`].
+//! Carries out one plan's operations, in order, through the ports, and a
+//! booking. An exhaustive `match` over the typed operations: there is no
+//! write of an unknown form. What a failure means comes from the error
+//! itself (its `Disposition`): cycle-ending failures (auth, a side down)
+//! come back as errors; what concerns one record comes back as a [`Step`].
 
 use hitosync_core::model::{CalendarEvent, EventStatus, Interview};
 use hitosync_core::reconcile::{
-    Booking, CalendarOp, Decision, HitolinkOp, Notify, Op, Snapshot, derived_event_id,
+    Book, CalendarOp, HitolinkOp, Notify, Op, Plan, Seen, Snapshot, derived_event_id,
 };
 use hitosync_google::GoogleError;
 use hitosync_hitolink::{HitolinkError, InterviewPatch, NewInterview};
+use hitosync_net::disposition::{Disposed, Disposition};
 
-use crate::work::Obs;
+use crate::work::WorkItem;
 use crate::{Engine, EngineError};
 
 /// The result of carrying out one decision.
 pub(crate) enum Step {
     Done {
-        snapshot: Box<Option<Snapshot>>,
-        /// The interview's half of the link was left to the write-back
-        /// queue: the snapshot says it is pending.
-        link_deferred: bool,
+        /// The agreement to store: the plan's, with what the writes
+        /// answered (ETag, version, attendees).
+        snapshot: Box<Snapshot>,
         writes: Writes,
     },
     /// Decide again with these observations (a 412, a 409 to adopt, a
     /// booking that now has its interview).
     Again {
-        h: Box<Obs<Interview>>,
-        g: Box<Obs<CalendarEvent>>,
+        hitolink: Box<Seen<Interview>>,
+        calendar: Box<Seen<CalendarEvent>>,
         interview_id: Option<String>,
         writes: Writes,
     },
@@ -43,49 +44,46 @@ pub(crate) struct Writes {
     pub hitolink: usize,
 }
 
+impl Writes {
+    pub(crate) fn add(&mut self, w: Writes) {
+        self.calendar += w.calendar;
+        self.hitolink += w.hitolink;
+    }
+}
+
 impl Engine<'_> {
-    pub(crate) async fn execute(
-        &self,
-        d: &Decision,
-        h: &Obs<Interview>,
-        g: &Obs<CalendarEvent>,
-    ) -> Result<Step, EngineError> {
+    pub(crate) async fn execute(&self, plan: &Plan, item: &WorkItem) -> Result<Step, EngineError> {
         let mut writes = Writes::default();
-        let interview_id = d.interview_id.clone();
+        let interview_id = Some(plan.interview_id.clone());
         let mut event_after: Option<CalendarEvent> = None;
         let mut iv_after: Option<Interview> = None;
-        let mut link_deferred = false;
         // Each HITO-Link write goes against the version the previous one
         // answered with (see `HitolinkOp`).
         let mut version: Option<u64> = None;
-        for op in &d.ops {
+        for op in &plan.ops {
             match op {
-                Op::Hitolink(HitolinkOp::Book { event_id, booking }) => {
-                    let Some(ev) = g.now().filter(|e| &e.id == event_id) else {
-                        return Ok(Step::Park("a booking without its event".into()));
-                    };
-                    return self.book(booking, ev).await;
-                }
                 Op::Calendar(c) => {
-                    let again = |g: Obs<CalendarEvent>, writes| Step::Again {
-                        h: Box::new(h.clone()),
-                        g: Box::new(g),
+                    let again = |calendar: Seen<CalendarEvent>, writes| Step::Again {
+                        hitolink: Box::new(item.hitolink.clone()),
+                        calendar: Box::new(calendar),
                         interview_id: interview_id.clone(),
                         writes,
                     };
-                    match self.calendar_write(c).await {
+                    let e = match self.calendar_write(c).await {
                         Ok(ev) => {
                             writes.calendar += 1;
                             event_after = Some(ev);
+                            continue;
                         }
+                        Err(e) => e,
+                    };
+                    match e.disposition() {
                         // 409: made before a crash or by a store that was
                         // lost: adopt. 412: changed under us. Either way:
                         // read it, decide again.
-                        Err(
-                            GoogleError::Duplicate { .. } | GoogleError::PreconditionFailed { .. },
-                        ) => {
+                        Disposition::ReadAgain => {
                             let ev = self.get_event(c.event_id()).await?;
-                            if let (Obs::Now(e), Some(iid)) = (&ev, &interview_id)
+                            if let (Seen::Now(e), Some(iid)) = (&ev, &interview_id)
                                 && let Some(other) = e.interview_id()
                                 && other != iid
                             {
@@ -95,13 +93,13 @@ impl Engine<'_> {
                                 // sets the name right.
                                 if matches!(c, CalendarOp::Insert { .. })
                                     && c.event_id() != derived_event_id(iid)
-                                    && let Obs::Now(iv) = h
+                                    && let Seen::Now(iv) = &item.hitolink
                                 {
                                     let mut iv = iv.clone();
                                     iv.external_event_id = None;
                                     return Ok(Step::Again {
-                                        h: Box::new(Obs::Now(iv)),
-                                        g: Box::new(Obs::NoNews),
+                                        hitolink: Box::new(Seen::Now(iv)),
+                                        calendar: Box::new(Seen::NoNews),
                                         interview_id: interview_id.clone(),
                                         writes,
                                     });
@@ -113,65 +111,86 @@ impl Engine<'_> {
                             }
                             return Ok(again(ev, writes));
                         }
-                        Err(GoogleError::NotFound { .. } | GoogleError::Gone { .. }) => {
-                            return Ok(again(Obs::Gone, writes));
+                        Disposition::Gone => return Ok(again(Seen::Gone, writes)),
+                        Disposition::RetryLater => {
+                            return Ok(Step::Park(format!(
+                                "calendar write failed, retried later: {e}"
+                            )));
                         }
-                        Err(e) => return self.record_failure_google(e),
+                        Disposition::Rejected => {
+                            return Ok(Step::Park(format!("the calendar rejected the write: {e}")));
+                        }
+                        Disposition::HoldNotifications => {
+                            return Ok(Step::HoldInvitations(e.to_string()));
+                        }
+                        Disposition::StartOver | Disposition::EndCycle | Disposition::Stopped => {
+                            return Err(EngineError::Google(e));
+                        }
                     }
                 }
-                Op::Hitolink(HitolinkOp::WriteBackLink { .. }) => {
-                    // Bookkeeping trails in its own queue, within HITO-Link's
-                    // budget, behind every calendar write.
-                    link_deferred = true;
-                }
                 Op::Hitolink(w) => {
-                    let result = self.hitolink_write(w, version).await;
-                    let again = |h: Obs<Interview>, writes| Step::Again {
-                        h: Box::new(h),
-                        g: Box::new(
+                    let again = |hitolink: Seen<Interview>, writes| Step::Again {
+                        hitolink: Box::new(hitolink),
+                        calendar: Box::new(
                             event_after
                                 .clone()
-                                .map(Obs::Now)
-                                .unwrap_or_else(|| g.clone()),
+                                .map(Seen::Now)
+                                .unwrap_or_else(|| item.calendar.clone()),
                         ),
                         interview_id: interview_id.clone(),
                         writes,
                     };
-                    match result {
+                    let e = match self.hitolink_write(w, version).await {
                         Ok(iv) => {
                             writes.hitolink += 1;
                             version = Some(iv.version);
                             iv_after = Some(iv);
+                            continue;
                         }
-                        Err(HitolinkError::PreconditionFailed { id, current }) => {
-                            let h = match current {
-                                Some(cur) => Obs::Now(*cur),
-                                None => self.get_interview(&id).await?,
+                        Err(e) => e,
+                    };
+                    match e.disposition() {
+                        Disposition::ReadAgain => {
+                            // A 412 answers with the record as it is now.
+                            let current = if let HitolinkError::PreconditionFailed {
+                                current: Some(cur),
+                                ..
+                            } = e
+                            {
+                                Seen::Now(*cur)
+                            } else {
+                                self.get_interview(w.interview_id()).await?
                             };
-                            return Ok(again(h, writes));
+                            return Ok(again(current, writes));
                         }
-                        Err(HitolinkError::NotFound { .. }) => return Ok(again(Obs::Gone, writes)),
-                        Err(e) => return self.record_failure_hitolink(e),
+                        Disposition::Gone => return Ok(again(Seen::Gone, writes)),
+                        Disposition::Rejected => {
+                            return Ok(Step::Park(format!("HITO-Link rejected the write: {e}")));
+                        }
+                        // HITO-Link has no invitation limit; a hold would
+                        // be the record's alone.
+                        Disposition::RetryLater | Disposition::HoldNotifications => {
+                            return Ok(Step::Park(format!(
+                                "HITO-Link write failed, retried later: {e}"
+                            )));
+                        }
+                        Disposition::StartOver | Disposition::EndCycle | Disposition::Stopped => {
+                            return Err(EngineError::Hitolink(e));
+                        }
                     }
                 }
             }
         }
-        let snapshot = d.snapshot.clone().map(|mut s| {
-            if let Some(ev) = &event_after {
-                s.event_etag = ev.etag.clone();
-                s.event_attendees = ev.attendees.clone();
-            }
-            if let Some(iv) = &iv_after {
-                s.hl_version = iv.version;
-            }
-            if link_deferred {
-                s.link = hitosync_core::reconcile::LinkHalf::Pending;
-            }
-            s
-        });
+        let mut snapshot = plan.snapshot.clone();
+        if let Some(ev) = &event_after {
+            snapshot.event_etag = ev.etag.clone();
+            snapshot.event_attendees = ev.attendees.clone();
+        }
+        if let Some(iv) = &iv_after {
+            snapshot.hl_version = iv.version;
+        }
         Ok(Step::Done {
             snapshot: Box::new(snapshot),
-            link_deferred,
             writes,
         })
     }
@@ -247,9 +266,6 @@ impl Engine<'_> {
         version: Option<u64>,
     ) -> Result<Interview, HitolinkError> {
         match op {
-            HitolinkOp::Book { event_id, .. } => Err(HitolinkError::Protocol(format!(
-                "the booking of {event_id} was not made first in its plan"
-            ))),
             HitolinkOp::Patch {
                 interview_id,
                 if_match,
@@ -291,62 +307,21 @@ impl Engine<'_> {
                     )
                     .await
             }
-            HitolinkOp::WriteBackLink {
-                interview_id,
-                if_match,
-                event_id,
-            } => {
-                self.hitolink
-                    .patch(
-                        interview_id,
-                        InterviewPatch::ExternalEventId(event_id),
-                        version.unwrap_or(*if_match),
-                    )
-                    .await
-            }
         }
     }
 
-    /// What a failed calendar write means for the record, or for the cycle.
-    fn record_failure_google(&self, e: GoogleError) -> Result<Step, EngineError> {
-        match e {
-            GoogleError::InvitationLimit { .. } => Ok(Step::HoldInvitations(e.to_string())),
-            GoogleError::Rejected { .. } | GoogleError::Protocol(_) => {
-                Ok(Step::Park(format!("the calendar rejected the write: {e}")))
-            }
-            GoogleError::Transient(_) | GoogleError::RateLimited { .. } => Ok(Step::Park(format!(
-                "calendar write failed, retried later: {e}"
-            ))),
-            e => Err(EngineError::Google(e)),
-        }
-    }
-
-    fn record_failure_hitolink(&self, e: HitolinkError) -> Result<Step, EngineError> {
-        match e {
-            HitolinkError::Invalid { .. }
-            | HitolinkError::Unsyncable(_)
-            | HitolinkError::Rejected { .. } => {
-                Ok(Step::Park(format!("HITO-Link rejected the write: {e}")))
-            }
-            HitolinkError::Transient(_) | HitolinkError::RateLimited { .. } => Ok(Step::Park(
-                format!("HITO-Link write failed, retried later: {e}"),
-            )),
-            e => Err(EngineError::Hitolink(e)),
-        }
-    }
-
-    pub(crate) async fn get_interview(&self, id: &str) -> Result<Obs<Interview>, EngineError> {
+    pub(crate) async fn get_interview(&self, id: &str) -> Result<Seen<Interview>, EngineError> {
         match self.hitolink.get(id).await {
-            Ok(iv) => Ok(Obs::Now(iv)),
-            Err(HitolinkError::NotFound { .. }) => Ok(Obs::Gone),
+            Ok(iv) => Ok(Seen::Now(iv)),
+            Err(e) if e.disposition() == Disposition::Gone => Ok(Seen::Gone),
             Err(e) => Err(EngineError::Hitolink(e)),
         }
     }
 
-    pub(crate) async fn get_event(&self, id: &str) -> Result<Obs<CalendarEvent>, EngineError> {
+    pub(crate) async fn get_event(&self, id: &str) -> Result<Seen<CalendarEvent>, EngineError> {
         match self.calendar.get(id).await {
-            Ok(ev) => Ok(Obs::Now(ev)),
-            Err(GoogleError::NotFound { .. } | GoogleError::Gone { .. }) => Ok(Obs::Gone),
+            Ok(ev) => Ok(Seen::Now(ev)),
+            Err(e) if e.disposition() == Disposition::Gone => Ok(Seen::Gone),
             Err(e) => Err(EngineError::Google(e)),
         }
     }
@@ -354,71 +329,91 @@ impl Engine<'_> {
     /// A booking: check the application, create the interview (the event
     /// ID is the idempotency key, so a replay returns the same interview),
     /// then decide again with both sides present, which stamps the event.
-    async fn book(&self, b: &Booking, ev: &CalendarEvent) -> Result<Step, EngineError> {
-        let app = match self.hitolink.application(&b.application_id).await {
+    pub(crate) async fn book(&self, b: &Book, item: &WorkItem) -> Result<Step, EngineError> {
+        let Some(ev) = item.calendar.now().filter(|e| e.id == b.event_id) else {
+            return Ok(Step::Park("a booking without its event".into()));
+        };
+        let booking = &b.booking;
+        let app = match self.hitolink.application(&booking.application_id).await {
             Ok(a) => a,
-            Err(HitolinkError::NotFound { .. }) => {
-                return Ok(Step::Park(format!(
-                    "booking names application {} which HITO-Link does not know; fix the marker in the event",
-                    b.application_id
-                )));
+            Err(e) => {
+                return match e.disposition() {
+                    Disposition::Gone => Ok(Step::Park(format!(
+                        "booking names application {} which HITO-Link does not know; fix the marker in the event",
+                        booking.application_id
+                    ))),
+                    Disposition::Rejected => Ok(Step::Park(format!(
+                        "HITO-Link refused to look up application {}: {e}",
+                        booking.application_id
+                    ))),
+                    Disposition::RetryLater
+                    | Disposition::ReadAgain
+                    | Disposition::HoldNotifications => Ok(Step::Park(format!(
+                        "HITO-Link lookup failed, retried later: {e}"
+                    ))),
+                    Disposition::StartOver | Disposition::EndCycle | Disposition::Stopped => {
+                        Err(EngineError::Hitolink(e))
+                    }
+                };
             }
-            Err(e @ (HitolinkError::Transient(_) | HitolinkError::RateLimited { .. })) => {
-                return Ok(Step::Park(format!(
-                    "HITO-Link lookup failed, retried later: {e}"
-                )));
-            }
-            Err(e) => return Err(EngineError::Hitolink(e)),
         };
         let candidate = app.candidate.email.as_deref().map(str::to_ascii_lowercase);
         let new = NewInterview {
-            application_id: b.application_id.clone(),
+            application_id: booking.application_id.clone(),
             selection_step_id: None,
-            start: b.slot.start,
-            end: b.slot.end,
-            time_zone: b.time_zone.clone(),
-            interviewers: b
+            start: booking.slot.start,
+            end: booking.slot.end,
+            time_zone: booking.time_zone.clone(),
+            interviewers: booking
                 .guests
                 .iter()
                 .filter(|g| Some(g.as_str()) != candidate.as_deref())
                 .cloned()
                 .collect(),
             external_event_id: ev.id.clone(),
-            location: b.location.clone(),
-            video_conferencing_url: b.link.clone(),
+            location: booking.location.clone(),
+            video_conferencing_url: booking.meeting_url.clone(),
         };
-        match self.hitolink.create(&new, &ev.id).await {
-            Ok(created) => {
-                // A replayed key answers with the record as it was first
-                // made; what counts is how it is now.
-                let id = created.id.clone();
-                let h = match self.get_interview(&id).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        return Ok(Step::Park(format!(
-                            "reading back the booked interview failed: {e}"
-                        )));
+        let created = match self.hitolink.create(&new, &ev.id).await {
+            Ok(created) => created,
+            Err(e) => {
+                return match e.disposition() {
+                    Disposition::Rejected | Disposition::Gone => {
+                        Ok(Step::Park(format!("HITO-Link refused the booking: {e}")))
+                    }
+                    Disposition::RetryLater
+                    | Disposition::ReadAgain
+                    | Disposition::HoldNotifications => {
+                        Ok(Step::Park(format!("booking failed, retried later: {e}")))
+                    }
+                    Disposition::StartOver | Disposition::EndCycle | Disposition::Stopped => {
+                        Err(EngineError::Hitolink(e))
                     }
                 };
-                Ok(Step::Again {
-                    h: Box::new(h),
-                    g: Box::new(Obs::Now(ev.clone())),
-                    interview_id: Some(id),
-                    writes: Writes {
-                        calendar: 0,
-                        hitolink: 1,
-                    },
-                })
             }
-            Err(
-                e @ (HitolinkError::Invalid { .. }
-                | HitolinkError::NotFound { .. }
-                | HitolinkError::Rejected { .. }),
-            ) => Ok(Step::Park(format!("HITO-Link refused the booking: {e}"))),
-            Err(e @ (HitolinkError::Transient(_) | HitolinkError::RateLimited { .. })) => {
-                Ok(Step::Park(format!("booking failed, retried later: {e}")))
+        };
+        // A replayed key answers with the record as it was first made; what
+        // counts is how it is now.
+        let id = created.id.clone();
+        let hitolink = match self.get_interview(&id).await {
+            Ok(h) => h,
+            // Stopped or cut off: the intent stays, the next cycle reads
+            // the booking again (the key makes it the same interview).
+            Err(e) if e.disposition().ends_cycle() => return Err(e),
+            Err(e) => {
+                return Ok(Step::Park(format!(
+                    "reading back the booked interview failed: {e}"
+                )));
             }
-            Err(e) => Err(EngineError::Hitolink(e)),
-        }
+        };
+        Ok(Step::Again {
+            hitolink: Box::new(hitolink),
+            calendar: Box::new(Seen::Now(ev.clone())),
+            interview_id: Some(id),
+            writes: Writes {
+                calendar: 0,
+                hitolink: 1,
+            },
+        })
     }
 }

@@ -17,7 +17,9 @@ use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
 use hitosync_state::{Side, StateStoreExt, WorkKey};
 
-use crate::work::{Obs, WorkItem, WorkSet, newer_event, newer_interview};
+use hitosync_core::reconcile::Seen;
+
+use crate::work::{WorkItem, WorkSet, newer_event, newer_interview};
 use crate::{CycleOptions, Engine, EngineError};
 
 /// A feed that goes on past this many pages beyond what the store holds is
@@ -40,6 +42,8 @@ pub(crate) struct Ingested {
     pub refetch: Vec<WorkKey>,
     /// Items that did not decode.
     pub unreadable: usize,
+    /// Cancellations the breaker held in an earlier cycle, still parked.
+    pub held: usize,
 }
 
 impl Engine<'_> {
@@ -90,10 +94,11 @@ impl Engine<'_> {
             out.refetch.push(intent.key);
         }
         for p in self.store.parked().await? {
+            out.held += usize::from(p.held);
             let due = if p.held {
                 opts.allow_mass_delete
             } else {
-                p.next_retry <= now
+                p.next_retry <= now || (opts.probe_invitations && p.waits_for_limit)
             };
             if due {
                 out.refetch.push(p.key);
@@ -316,12 +321,12 @@ impl Engine<'_> {
         };
         let mut item: WorkItem = work.get(&key).await?.unwrap_or_default();
         if at_mapped_id {
-            let newer = match &item.g {
-                Obs::Now(old) => newer_event(old, &ev),
-                Obs::NoNews | Obs::Gone => true,
+            let newer = match &item.calendar {
+                Seen::Now(old) => newer_event(old, &ev),
+                Seen::NoNews | Seen::Gone => true,
             };
             if newer {
-                item.g = Obs::Now(ev);
+                item.calendar = Seen::Now(ev);
             }
         } else {
             match item.claimants.iter_mut().find(|c| c.id == ev.id) {
@@ -348,8 +353,8 @@ impl Engine<'_> {
         let mut w: WorkItem = work.get(&key).await?.unwrap_or_default();
         match item {
             Ok(iv) => {
-                if newer_interview(&w.h, &iv) {
-                    w.h = Obs::Now(iv);
+                if newer_interview(&w.hitolink, &iv) {
+                    w.hitolink = Seen::Now(iv);
                     w.invalid = None;
                 }
             }
@@ -384,10 +389,10 @@ impl Engine<'_> {
                     let key = WorkKey::Interview(s.interview_id.clone());
                     let mut w: WorkItem = work.get(&key).await?.unwrap_or_default();
                     if gone_g {
-                        w.g = Obs::Gone;
+                        w.calendar = Seen::Gone;
                     }
                     if gone_h {
-                        w.h = Obs::Gone;
+                        w.hitolink = Seen::Gone;
                     }
                     work.put(&key, &w, now).await?;
                 }
@@ -409,32 +414,32 @@ impl Engine<'_> {
                 let snap = self.store.record(id).await?.map(|r| r.snapshot);
                 let mapped = snap.is_some();
                 w.invalid = None;
-                w.h = match self.hitolink.get(id).await {
-                    Ok(iv) => Obs::Now(iv),
-                    Err(HitolinkError::NotFound { .. }) => Obs::Gone,
+                w.hitolink = match self.hitolink.get(id).await {
+                    Ok(iv) => Seen::Now(iv),
+                    Err(HitolinkError::NotFound { .. }) => Seen::Gone,
                     Err(HitolinkError::Unsyncable(u)) => {
                         w.invalid = Some(u.reason);
-                        Obs::NoNews
+                        Seen::NoNews
                     }
                     Err(e) => return Err(EngineError::Hitolink(e)),
                 };
                 let event_id = snap
                     .map(|s| s.event_id)
                     .unwrap_or_else(|| derived_event_id(id));
-                w.g = self.get_event(&event_id).await?;
+                w.calendar = self.get_event(&event_id).await?;
                 // Without a mapping, the event the interview names (a
                 // booking's) is a candidate too.
-                if let Some(named) = w.h.now().and_then(|iv| iv.external_event_id.clone())
+                if let Some(named) = w.hitolink.now().and_then(|iv| iv.external_event_id.clone())
                     && !mapped
                     && named != event_id
-                    && let Obs::Now(ev) = self.get_event(&named).await?
+                    && let Seen::Now(ev) = self.get_event(&named).await?
                 {
                     w.claimants.retain(|c| c.id != ev.id);
                     w.claimants.push(ev);
                 }
             }
             WorkKey::Event(id) => {
-                w.g = self.get_event(id).await?;
+                w.calendar = self.get_event(id).await?;
             }
         }
         work.put(key, &w, now).await?;

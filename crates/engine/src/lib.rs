@@ -17,13 +17,15 @@
 //! the next cycle picks up where this one stopped.
 
 mod apply;
+mod breaker;
 mod execute;
+mod gate;
 mod ingest;
 pub mod link;
 pub mod ports;
 mod work;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -32,14 +34,21 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use ports::{CalendarApi, HitolinkApi};
 
-use hitosync_core::reconcile::{Case, Decision, Op, Policy};
+use hitosync_core::reconcile::{Case, Decision, Policy};
 use hitosync_google::GoogleError;
 use hitosync_hitolink::HitolinkError;
-use hitosync_state::{StateError, StateStore, StateStoreExt, WorkKey};
+pub use hitosync_net::disposition::{Disposed, Disposition};
+use hitosync_state::{BREAKER, MetaKey, StateError, StateStore, StateStoreExt, WorkKey};
 
-use apply::{Ctx, Pass};
-pub use apply::{INVITATION_HOLD, INVITATION_LIMIT_WAIT, InvitationHold};
+use apply::{Ctx, InvitationState};
+pub use apply::{INVITATION_HOLD, InvitationHold};
+use breaker::MassDeletion;
+use gate::Pass;
 use work::WorkSet;
+
+/// The last cycle's report, for `status` and the metrics (its plan lines
+/// left out).
+pub const LAST_CYCLE: MetaKey<CycleReport> = MetaKey::new("last_cycle");
 
 /// Why a cycle stopped early. Nothing it had not committed is lost: what
 /// was read is in the work set, and the cursors were saved only after it.
@@ -78,6 +87,9 @@ pub struct CycleOptions {
     /// neither side's budget waits for the other). Off, they follow the
     /// other writes: one order of calls, which property tests replay.
     pub concurrent_write_backs: bool,
+    /// While Google's invitation limit holds, let one notifying write try
+    /// now rather than at the next probe (`hitosync sync`, SIGUSR1).
+    pub probe_invitations: bool,
 }
 
 impl Default for CycleOptions {
@@ -89,6 +101,7 @@ impl Default for CycleOptions {
             now: None,
             write_back_budget: Some(Duration::from_secs(45)),
             concurrent_write_backs: true,
+            probe_invitations: false,
         }
     }
 }
@@ -101,20 +114,21 @@ pub struct PlanItem {
     pub summary: String,
     pub destructive: bool,
     pub held: bool,
-    /// The operations, as `hitosync plan` prints them.
+    /// The remote writes, as `hitosync plan` prints them: the plan's
+    /// operations, the write-back it queues, the booking it makes.
     #[serde(default)]
-    pub ops: Vec<Op>,
+    pub writes: Vec<String>,
 }
 
 impl PlanItem {
     fn of(key: &WorkKey, d: &Decision, held: bool) -> PlanItem {
         PlanItem {
             key: key.clone(),
-            case: d.case,
-            summary: d.summary.clone(),
+            case: d.case(),
+            summary: d.summary(),
             destructive: d.is_destructive(),
             held,
-            ops: d.ops.clone(),
+            writes: d.writes(),
         }
     }
 
@@ -125,7 +139,7 @@ impl PlanItem {
             summary: format!("parked: {reason}"),
             destructive: false,
             held: false,
-            ops: vec![],
+            writes: vec![],
         }
     }
 }
@@ -165,12 +179,12 @@ pub struct CycleReport {
     #[serde(default)]
     pub unreadable: usize,
     /// Interviews whose `external_event_id` was written back this cycle.
-    #[serde(default)]
-    pub links_written: usize,
+    #[serde(default, alias = "event_refs_written")]
+    pub event_refs_written: usize,
     /// Interviews still waiting for it, and records still waiting to be
     /// applied, when the cycle ended.
-    #[serde(default)]
-    pub links_pending: usize,
+    #[serde(default, alias = "event_refs_pending")]
+    pub event_refs_pending: usize,
     #[serde(default)]
     pub work_left: usize,
     /// Plan lines beyond what a real cycle's report keeps.
@@ -233,54 +247,36 @@ impl Engine<'_> {
                 )
                 .await?;
         }
-        let mut ctx = Ctx {
+        let hold = self.store.meta(INVITATION_HOLD).await?.flatten();
+        let ctx = Ctx {
             work: &work,
             opts,
             now,
-            hold: false,
-            destructive: AtomicUsize::new(0),
+            breaker: parking_lot::Mutex::new(MassDeletion::new(
+                self.max_deletions,
+                opts.allow_mass_delete,
+                ingested.empty_side.clone(),
+            )),
             passes_done: AtomicBool::new(false),
             queued: tokio::sync::Notify::new(),
-            invitations: std::sync::Mutex::new(
-                self.store
-                    .meta::<Option<InvitationHold>>(INVITATION_HOLD)
-                    .await?
-                    .flatten(),
-            ),
+            invitations: parking_lot::Mutex::new(InvitationState {
+                hold,
+                probe_now: opts.probe_invitations,
+                probing: false,
+            }),
         };
         self.refetch_all(&ctx, &ingested.refetch).await?;
-
-        // The breaker sees every cancellation before the first write.
-        let destructive = self.count_destructive(&work).await?;
-        ctx.destructive.store(destructive, Ordering::SeqCst);
-        let trip = match ingested.empty_side {
-            Some(why) => Some(why),
-            None if destructive > self.max_deletions as usize => Some(format!(
-                "{destructive} cancellations in one cycle, more than sync.max_deletions = {}",
-                self.max_deletions
-            )),
-            None => None,
-        };
-        ctx.hold = trip.is_some() && !opts.allow_mass_delete;
-        if let Some(why) = &trip {
-            if ctx.hold {
-                warn!(reason = %why, "mass-deletion breaker tripped: cancellations held until `hitosync sync --allow-mass-delete`");
-                report.breaker = Some(why.clone());
-            } else {
-                info!(reason = %why, "mass deletion allowed by --allow-mass-delete");
-            }
-        }
-        if !opts.dry_run && !ctx.hold {
-            self.store
-                .put_meta::<Option<String>>("breaker", &None)
-                .await?;
-        }
+        // Every record the first pass takes up may still cancel something.
+        let undecided = work.len().await?;
+        ctx.breaker.lock().set_undecided(undecided);
 
         let passes = async {
             let r = async {
-                self.pass(&ctx, Pass::Visible, &mut report).await?;
-                if !report.interrupted {
-                    self.pass(&ctx, Pass::Rest, &mut report).await?;
+                for pass in [Pass::Visible, Pass::Rest, Pass::Last] {
+                    if report.interrupted {
+                        break;
+                    }
+                    self.pass(&ctx, pass, &mut report).await?;
                 }
                 Ok::<(), EngineError>(())
             }
@@ -304,20 +300,34 @@ impl Engine<'_> {
         };
         passes?;
         let lane = lane?;
-        report.links_written = lane.written;
+        report.event_refs_written = lane.written;
         report.hitolink_writes += lane.written;
-        if !opts.dry_run {
-            report.links_pending = self.store.pending_link_count().await?;
-            report.work_left = work.len().await?;
-            if let Some(why) = &report.breaker {
-                self.store.put_meta("breaker", &Some(why.clone())).await?;
+        {
+            let breaker = ctx.breaker.lock();
+            match breaker.tripped() {
+                Some(why) if breaker.holds() => {
+                    warn!(reason = %why, "mass-deletion breaker tripped: cancellations held until `hitosync sync --allow-mass-delete`");
+                    report.breaker = Some(why.to_string());
+                }
+                Some(why) => info!(reason = %why, "mass deletion allowed by --allow-mass-delete"),
+                None => {}
             }
+        }
+        if !opts.dry_run {
+            report.event_refs_pending = self.store.pending_link_count().await?;
+            report.work_left = work.len().await?;
+            let held_earlier = if opts.allow_mass_delete {
+                0
+            } else {
+                ingested.held
+            };
+            self.remember_breaker(&mut report, held_earlier).await?;
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         if !opts.dry_run {
             self.store
                 .put_meta(
-                    "last_cycle",
+                    LAST_CYCLE,
                     &CycleReport {
                         plan: vec![],
                         ..report.clone()
@@ -332,11 +342,39 @@ impl Engine<'_> {
             parked = report.parked,
             calendar_writes = report.calendar_writes,
             hitolink_writes = report.hitolink_writes,
-            links_written = report.links_written,
-            links_pending = report.links_pending,
+            event_refs_written = report.event_refs_written,
+            event_refs_pending = report.event_refs_pending,
             ms = report.duration_ms,
             "cycle done"
         );
         Ok(report)
+    }
+}
+
+impl Engine<'_> {
+    /// The breaker holds while the cancellations it held wait: tripped this
+    /// cycle, or parked by an earlier one and not yet let through with
+    /// `--allow-mass-delete`. What it says is kept for `status` and the
+    /// metrics, and the report says it too, so that `sync` fails.
+    async fn remember_breaker(
+        &self,
+        report: &mut CycleReport,
+        held_earlier: usize,
+    ) -> Result<(), StateError> {
+        let why = match (&report.breaker, held_earlier) {
+            (Some(why), _) => Some(why.clone()),
+            (None, 0) => None,
+            (None, n) => Some(
+                self.store
+                    .meta(BREAKER)
+                    .await?
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        format!("{n} cancellations held by the mass-deletion breaker")
+                    }),
+            ),
+        };
+        report.breaker = why.clone();
+        self.store.put_meta(BREAKER, &why).await
     }
 }

@@ -3,47 +3,26 @@
 //! memory for a dry run), in the order they are applied.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use hitosync_core::model::{CalendarEvent, Interview};
-use hitosync_core::reconcile::Seen;
+use hitosync_core::reconcile::{Decision, Seen};
 use hitosync_state::{StateError, StateStore, StateStoreExt, WorkKey};
-
-/// What is known of one side of a record, owned.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(tag = "seen", content = "record", rename_all = "snake_case")]
-pub(crate) enum Obs<T> {
-    #[default]
-    NoNews,
-    Now(T),
-    Gone,
-}
-
-impl<T> Obs<T> {
-    pub(crate) fn seen(&self) -> Seen<'_, T> {
-        match self {
-            Obs::NoNews => Seen::NoNews,
-            Obs::Now(t) => Seen::Now(t),
-            Obs::Gone => Seen::Gone,
-        }
-    }
-    pub(crate) fn now(&self) -> Option<&T> {
-        match self {
-            Obs::Now(t) => Some(t),
-            _ => None,
-        }
-    }
-}
+use parking_lot::Mutex;
 
 /// One record's pending work.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct WorkItem {
-    pub h: Obs<Interview>,
+    /// What HITO-Link showed of the interview. (`h` and `g` are the names
+    /// work sets written before 0.2 used: a cycle interrupted across an
+    /// upgrade resumes.)
+    #[serde(rename = "h")]
+    pub hitolink: Seen<Interview>,
     /// The event at the mapped ID (or, unmapped, the derived one).
-    pub g: Obs<CalendarEvent>,
+    #[serde(rename = "g")]
+    pub calendar: Seen<CalendarEvent>,
     /// Other events that carry this interview's ID.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claimants: Vec<CalendarEvent>,
@@ -57,15 +36,40 @@ pub(crate) struct WorkItem {
     /// event key once the event is mapped to its interview).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_settle: Vec<WorkKey>,
+    /// The record's decision, made once in this cycle's first pass and
+    /// kept for a later pass (bookkeeping waits behind what people see; a
+    /// cancellation waits until the breaker knows it cannot trip). Only
+    /// the cycle that made it uses it; a new reading of either side drops
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub later: Option<Later>,
+}
+
+/// A decision kept for a later pass of the cycle that made it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Later {
+    /// The cycle's start, which names it.
+    pub cycle: DateTime<Utc>,
+    pub decision: Decision,
+}
+
+impl WorkItem {
+    /// The decision kept by the cycle that started at `cycle`, if any.
+    pub(crate) fn later_of(&self, cycle: DateTime<Utc>) -> Option<&Decision> {
+        self.later
+            .as_ref()
+            .filter(|l| l.cycle == cycle)
+            .map(|l| &l.decision)
+    }
 }
 
 /// A HITO-Link record replaces what is known only if it is newer: a page
 /// may hold one record twice, or a stale copy after a fresh one, and the
 /// highest version is the truth whatever the order.
-pub(crate) fn newer_interview(old: &Obs<Interview>, new: &Interview) -> bool {
+pub(crate) fn newer_interview(old: &Seen<Interview>, new: &Interview) -> bool {
     match old {
-        Obs::Now(o) => new.version >= o.version,
-        Obs::NoNews | Obs::Gone => true,
+        Seen::Now(o) => new.version >= o.version,
+        Seen::NoNews | Seen::Gone => true,
     }
 }
 
@@ -83,10 +87,10 @@ pub(crate) fn newer_event(old: &CalendarEvent, new: &CalendarEvent) -> bool {
 /// interrupted cycle resumes in the same order.
 pub(crate) fn order_key(key: &WorkKey, item: &WorkItem, now: DateTime<Utc>) -> Vec<u8> {
     let start = item
-        .h
+        .hitolink
         .now()
         .and_then(|iv| iv.slot)
-        .or_else(|| item.g.now().and_then(|e| e.slot))
+        .or_else(|| item.calendar.now().and_then(|e| e.slot))
         .or_else(|| item.claimants.iter().find_map(|e| e.slot))
         .map(|s| s.start);
     let (class, rank): (u8, u64) = match (key, start) {
@@ -144,10 +148,12 @@ impl<'a> WorkSet<'a> {
     pub(crate) async fn get(&self, key: &WorkKey) -> Result<Option<WorkItem>, StateError> {
         match self {
             WorkSet::Store(s) => s.work(key).await,
-            WorkSet::Memory(m) => Ok(lock(m).items.get(key).map(|(_, i)| i.clone())),
+            WorkSet::Memory(m) => Ok(m.lock().items.get(key).map(|(_, i)| i.clone())),
         }
     }
 
+    /// Stores what was read of a record. A decision kept from an earlier
+    /// reading is dropped: it was made from what is no longer the news.
     pub(crate) async fn put(
         &self,
         key: &WorkKey,
@@ -155,10 +161,27 @@ impl<'a> WorkSet<'a> {
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let order = order_key(key, item, now);
+        if item.later.is_some() {
+            let mut fresh = item.clone();
+            fresh.later = None;
+            return self.put_at(key, &fresh, &order).await;
+        }
+        self.put_at(key, item, &order).await
+    }
+
+    /// Stores the item where it stood: a pass that keeps a decision for
+    /// later must not meet the record again further on.
+    pub(crate) async fn put_at(
+        &self,
+        key: &WorkKey,
+        item: &WorkItem,
+        order: &[u8],
+    ) -> Result<(), StateError> {
+        let order = order.to_vec();
         match self {
             WorkSet::Store(s) => s.put_work(key, &order, item).await,
             WorkSet::Memory(m) => {
-                let mut m = lock(m);
+                let mut m = m.lock();
                 if let Some((old, _)) = m.items.get(key) {
                     let old = index_key(old, key);
                     m.order.remove(&old);
@@ -179,7 +202,7 @@ impl<'a> WorkSet<'a> {
         match self {
             WorkSet::Store(s) => s.work_batch(after, limit).await,
             WorkSet::Memory(m) => {
-                let m = lock(m);
+                let m = m.lock();
                 let range = match after {
                     Some(a) => m.order.range::<[u8], _>((
                         std::ops::Bound::Excluded(a),
@@ -198,7 +221,7 @@ impl<'a> WorkSet<'a> {
     pub(crate) async fn len(&self) -> Result<usize, StateError> {
         match self {
             WorkSet::Store(s) => s.work_count().await,
-            WorkSet::Memory(m) => Ok(lock(m).items.len()),
+            WorkSet::Memory(m) => Ok(m.lock().items.len()),
         }
     }
 
@@ -208,11 +231,4 @@ impl<'a> WorkSet<'a> {
             WorkSet::Memory(_) => Ok(()),
         }
     }
-}
-
-/// The memory set is only ever touched by one task at a time; a poisoned
-/// lock means a panic elsewhere already ended the dry run, and its data
-/// is still what it was.
-fn lock(m: &Mutex<MemoryWork>) -> std::sync::MutexGuard<'_, MemoryWork> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

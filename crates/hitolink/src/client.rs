@@ -99,7 +99,7 @@ impl InterviewPatch<'_> {
                 if let Some(l) = &c.location {
                     v["location"] = l.as_ref().map(|s| json!(s)).unwrap_or(Value::Null);
                 }
-                if let Some(l) = &c.link {
+                if let Some(l) = &c.meeting_url {
                     v["video_conferencing_url"] =
                         l.as_ref().map(|s| json!(s)).unwrap_or(Value::Null);
                 }

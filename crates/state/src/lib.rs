@@ -19,10 +19,12 @@ use serde::{Deserialize, Serialize};
 use hitosync_core::reconcile::{Case, Conflict, Snapshot};
 
 mod codec;
+mod meta_key;
 mod sledstore;
 mod store;
 
 pub use codec::{decode, decode_value, encode, encode_value, order_index_key};
+pub use meta_key::{BREAKER, MetaKey};
 pub use sledstore::{SledDb, Store};
 pub use store::{StateStore, StateStoreExt, park_wait};
 
@@ -243,7 +245,7 @@ impl Commit<'_> {
     pub fn queues_link(&self) -> Option<&[u8]> {
         let pending = self
             .snapshot
-            .is_some_and(|s| s.link == hitosync_core::reconcile::LinkHalf::Pending);
+            .is_some_and(|s| s.event_ref == hitosync_core::reconcile::EventRef::Pending);
         self.pending_link_at.filter(|_| pending)
     }
 }
@@ -252,7 +254,7 @@ impl Record {
     /// The interview's half of the link was written back at `version`: the
     /// snapshot says so and the history has a line for it.
     pub fn mark_link_written(&mut self, event_id: &str, version: u64, at: DateTime<Utc>) {
-        self.snapshot.link = hitosync_core::reconcile::LinkHalf::Written;
+        self.snapshot.event_ref = hitosync_core::reconcile::EventRef::Written;
         self.snapshot.hl_version = self.snapshot.hl_version.max(version);
         self.history.push(HistoryEntry {
             at,

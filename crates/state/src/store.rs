@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    Commit, ConflictEntry, Cursor, Intent, Parked, Record, Report, Side, StateError, WorkKey,
-    decode_value, encode_value,
+    Commit, ConflictEntry, Cursor, Intent, MetaKey, Parked, Record, Report, Side, StateError,
+    WorkKey, decode_value, encode_value,
 };
 
 #[async_trait]
@@ -169,18 +169,18 @@ pub trait StateStoreExt: StateStore {
         .await
     }
 
-    async fn put_meta<T: Serialize + Sync + ?Sized>(
+    async fn put_meta<T: Serialize + Sync>(
         &self,
-        key: &str,
+        key: MetaKey<T>,
         value: &T,
     ) -> Result<(), StateError> {
         let v = encode_value(value)?;
-        self.put_meta_value(key, v).await
+        self.put_meta_value(key.name(), v).await
     }
 
-    async fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
-        match self.meta_value(key).await? {
-            Some(v) => Ok(Some(decode_value(key, v)?)),
+    async fn meta<T: DeserializeOwned>(&self, key: MetaKey<T>) -> Result<Option<T>, StateError> {
+        match self.meta_value(key.name()).await? {
+            Some(v) => Ok(Some(decode_value(key.name(), v)?)),
             None => Ok(None),
         }
     }

@@ -192,7 +192,7 @@ async fn parked_and_breaker_come_from_the_whole_store() {
         )
         .unwrap();
     store
-        .put_meta("breaker", &Some("7 cancellations".to_string()))
+        .put_meta(crate::state::BREAKER, &Some("7 cancellations".to_string()))
         .unwrap();
     link.store_changed(&store).await;
     let text = m.render(false).unwrap();
@@ -204,7 +204,7 @@ async fn parked_and_breaker_come_from_the_whole_store() {
     );
     assert_eq!(get("hitosync_breaker_held{link=\"default\"}"), 1.0);
 
-    store.put_meta::<Option<String>>("breaker", &None).unwrap();
+    store.put_meta(crate::state::BREAKER, &None).unwrap();
     for id in ["iv_1", "iv_2"] {
         store.settle(&WorkKey::Interview(id.into())).unwrap();
     }
@@ -229,9 +229,10 @@ async fn an_invitation_hold_shows_until_it_ends() {
     let link = m.link("default");
     let until = chrono::Utc::now() + chrono::Duration::minutes(40);
     let hold = |until| {
-        Some(InvitationHold {
+        Some(crate::engine::InvitationHold {
             until,
             reason: "quotaExceeded".into(),
+            wait_secs: 60,
         })
     };
     store.put_meta(INVITATION_HOLD, &hold(until)).unwrap();

@@ -1,13 +1,12 @@
 //! The record-level cases: new on one side, gone on one side, a mapping
 //! to rebuild, a booking, a shape the product cannot hold.
 
-use super::merge::{
-    GState, MergeInput, draft, google_wins, link_write_back, merge, snapshot_of, stamp,
-};
-use super::ops::{Booking, CalendarOp, Case, Decision, EventChange, HitolinkOp, LookAlike, Op};
+use super::decision::{Book, Decision, Mapping, Plan, Refusal};
+use super::merge::{CalendarState, MergeInput, draft, google_wins, merge, snapshot_of, stamp};
+use super::ops::{Booking, CalendarOp, Case, EventChange, LookAlike, Op};
 use super::view::{
-    AGREED_DIGEST_PROPERTY, LinkHalf, Snapshot, calendar_view, derived_event_id, hitolink_view,
-    parse_link, presentation,
+    AGREED_DIGEST_PROPERTY, EventRef, Snapshot, calendar_view, derived_event_id, hitolink_view,
+    parse_meeting_url, presentation,
 };
 use super::{Policy, Seen};
 use crate::model::{CalendarEvent, EventShape, EventStatus, Interview};
@@ -23,10 +22,10 @@ pub(super) fn choose<'a>(
     interview_id: &str,
     snapshot: Option<&Snapshot>,
     iv: Option<&Interview>,
-    calendar: Seen<'a, CalendarEvent>,
+    calendar: Seen<&'a CalendarEvent>,
     claimants: &'a [CalendarEvent],
     organizer: &str,
-) -> (Seen<'a, CalendarEvent>, Vec<LookAlike>) {
+) -> (Seen<&'a CalendarEvent>, Vec<LookAlike>) {
     let mut all: Vec<&'a CalendarEvent> = claimants.iter().collect();
     if let Seen::Now(ev) = calendar {
         all.push(ev);
@@ -92,8 +91,8 @@ enum Side<'a, T> {
 /// the agreement.
 pub(super) fn decide_mapped(
     snap: &Snapshot,
-    hitolink: Seen<'_, Interview>,
-    calendar: Seen<'_, CalendarEvent>,
+    hitolink: Seen<&Interview>,
+    calendar: Seen<&CalendarEvent>,
     policy: &Policy,
 ) -> Decision {
     // A shape HITO-Link cannot hold: give the event its time back, or stop.
@@ -105,11 +104,11 @@ pub(super) fn decide_mapped(
         match ev.shape(&policy.organizer) {
             EventShape::Single => {}
             shape @ (EventShape::AllDay | EventShape::Recurring) => {
-                let h_time = match hitolink {
+                let hitolink_time = match hitolink {
                     Seen::Now(iv) => Some(iv.updated_at),
                     _ => None,
                 };
-                if google_wins(policy, h_time, ev.updated) {
+                if google_wins(policy, hitolink_time, ev.updated) {
                     return refused(
                         snap,
                         format!(
@@ -159,11 +158,11 @@ pub(super) fn decide_mapped(
     let id = || Some(snap.interview_id.clone());
     let ev_id = || Some(snap.event_id.clone());
     match (h, g) {
-        (Side::Gone, Side::Gone) => Decision::nothing(
+        (Side::Gone, Side::Gone) => Decision::quiet(
             Case::Forget,
             id(),
             ev_id(),
-            None,
+            Mapping::Forget,
             "gone on both sides; mapping dropped",
         ),
         // HITO-Link lost the record: the event must not outlive it.
@@ -175,28 +174,28 @@ pub(super) fn decide_mapped(
                 Side::Changed(iv) => (Some(iv), true),
                 Side::Gone => (None, false),
             };
-            let (ev, g_state) = match g {
-                Side::Same(ev) => (ev, GState::Same),
-                Side::Changed(ev) => (Some(ev), GState::Changed),
-                Side::Gone => (None, GState::Vanished),
+            let (ev, calendar_state) = match g {
+                Side::Same(ev) => (ev, CalendarState::Same),
+                Side::Changed(ev) => (Some(ev), CalendarState::Changed),
+                Side::Gone => (None, CalendarState::Vanished),
             };
             if snap.retired {
                 return retired(snap, ev);
             }
             let link_written = match iv {
                 Some(iv) => iv.deleted || iv.external_event_id.as_deref() == Some(&snap.event_id),
-                None => snap.link != LinkHalf::Pending,
+                None => snap.event_ref != EventRef::Pending,
             };
-            if !h_changed && g_state == GState::Same && link_written {
+            if !h_changed && calendar_state == CalendarState::Same && link_written {
                 // Echoes of our own writes land here too: the snapshot is
                 // refreshed (new ETag, new version), nothing is written.
                 let mut s = snap.clone();
                 refresh_observed(&mut s, iv, ev);
-                return Decision::nothing(
+                return Decision::quiet(
                     Case::NothingToDo,
                     id(),
                     ev_id(),
-                    Some(s),
+                    Mapping::Agreed(Box::new(s)),
                     "in agreement",
                 );
             }
@@ -205,7 +204,7 @@ pub(super) fn decide_mapped(
                     snap,
                     iv,
                     ev,
-                    g_state,
+                    calendar_state,
                     no_base: false,
                     repair_time,
                 },
@@ -239,42 +238,45 @@ fn shows_agreed_answers(ev: &CalendarEvent, snap: &Snapshot) -> bool {
 }
 
 fn refused(snap: &Snapshot, reason: String) -> Decision {
-    let mut d = Decision::nothing(
-        Case::Refused,
-        Some(snap.interview_id.clone()),
-        Some(snap.event_id.clone()),
-        Some(snap.clone()),
-        &format!("refused: {reason}"),
-    );
-    d.refusal = Some(reason);
-    d
+    Decision::Refused(Refusal {
+        interview_id: Some(snap.interview_id.clone()),
+        event_id: snap.event_id.clone(),
+        reason,
+    })
 }
 
 /// No mapping yet: one exhaustive `match` over what each side shows.
 pub(super) fn decide_unmapped(
-    hitolink: Seen<'_, Interview>,
-    calendar: Seen<'_, CalendarEvent>,
+    hitolink: Seen<&Interview>,
+    calendar: Seen<&CalendarEvent>,
     policy: &Policy,
 ) -> Decision {
     match (hitolink, calendar) {
-        (Seen::NoNews | Seen::Gone, Seen::NoNews | Seen::Gone) => {
-            Decision::nothing(Case::NothingToDo, None, None, None, "nothing known")
-        }
+        (Seen::NoNews | Seen::Gone, Seen::NoNews | Seen::Gone) => Decision::quiet(
+            Case::NothingToDo,
+            None,
+            None,
+            Mapping::Untouched,
+            "nothing known",
+        ),
         (Seen::NoNews | Seen::Gone, Seen::Now(ev)) => match ev.interview_id() {
-            Some(iid) => Decision::nothing(
+            Some(iid) => Decision::quiet(
                 Case::OrphanEvent,
                 Some(iid.to_string()),
                 Some(ev.id.clone()),
-                None,
+                Mapping::Untouched,
                 "managed event whose interview HITO-Link has not shown; left alone",
             ),
             None => match booking_of(ev, policy) {
-                Ok(Some(booking)) => book(ev, booking),
-                Ok(None) => Decision::nothing(
+                Ok(Some(booking)) => Decision::Book(Book {
+                    event_id: ev.id.clone(),
+                    booking,
+                }),
+                Ok(None) => Decision::quiet(
                     Case::Unmanaged,
                     None,
                     Some(ev.id.clone()),
-                    None,
+                    Mapping::Untouched,
                     "not managed; never touched",
                 ),
                 Err(shape) => {
@@ -282,15 +284,11 @@ pub(super) fn decide_unmapped(
                         "the booking marker is on {}; only a single timed event the organizer organizes books an interview",
                         shape.describe()
                     );
-                    let mut d = Decision::nothing(
-                        Case::Refused,
-                        None,
-                        Some(ev.id.clone()),
-                        None,
-                        &format!("refused: {reason}"),
-                    );
-                    d.refusal = Some(reason);
-                    d
+                    Decision::Refused(Refusal {
+                        interview_id: None,
+                        event_id: ev.id.clone(),
+                        reason,
+                    })
                 }
             },
         },
@@ -340,31 +338,8 @@ pub fn booking_of(ev: &CalendarEvent, policy: &Policy) -> Result<Option<Booking>
             .map(|a| a.email.clone())
             .collect(),
         location: ev.location.clone(),
-        link: ev.description.as_deref().and_then(parse_link),
+        meeting_url: ev.description.as_deref().and_then(parse_meeting_url),
     }))
-}
-
-fn book(ev: &CalendarEvent, booking: Booking) -> Decision {
-    let summary = format!(
-        "booking {} in the calendar: create the interview for application {}, then stamp the event",
-        ev.id, booking.application_id
-    );
-    Decision {
-        case: Case::Booking,
-        interview_id: None,
-        event_id: Some(ev.id.clone()),
-        ops: vec![Op::Hitolink(HitolinkOp::Book {
-            event_id: ev.id.clone(),
-            booking,
-        })],
-        conflicts: vec![],
-        // The engine decides again with the created interview, which
-        // adopts the event and stamps it.
-        snapshot: None,
-        lookalikes: vec![],
-        refusal: None,
-        summary,
-    }
 }
 
 fn create_event(iv: &Interview, policy: &Policy) -> Decision {
@@ -378,33 +353,27 @@ fn create_event(iv: &Interview, policy: &Policy) -> Decision {
     let event_id = derived_event_id(&iv.id);
     let pres = presentation(iv, policy);
     let Some(draft) = draft(iv, &pres, &fields, &[]).filter(|_| !fields.cancelled) else {
-        return Decision::nothing(
+        return Decision::quiet(
             Case::WaitingForTime,
             Some(iv.id.clone()),
             None,
-            None,
-            &format!("{} in HITO-Link: no event until it is scheduled", iv.status),
+            Mapping::Untouched,
+            format!("{} in HITO-Link: no event until it is scheduled", iv.status),
         );
     };
     let attendees = draft.attendees.clone();
-    let mut ops = vec![Op::Calendar(CalendarOp::Insert {
-        event_id: event_id.clone(),
-        draft,
-    })];
-    if let Some(op) = link_write_back(iv, &event_id) {
-        ops.push(Op::Hitolink(op));
-    }
-    Decision {
+    Decision::Write(Box::new(Plan {
         case: Case::CreateEvent,
-        interview_id: Some(iv.id.clone()),
-        event_id: Some(event_id.clone()),
-        ops,
+        interview_id: iv.id.clone(),
+        event_id: event_id.clone(),
+        ops: vec![Op::Calendar(CalendarOp::Insert {
+            event_id: event_id.clone(),
+            draft,
+        })],
         conflicts: vec![],
-        snapshot: Some(snapshot_of(iv, &event_id, fields, pres, None, attendees)),
-        lookalikes: vec![],
-        refusal: None,
+        snapshot: snapshot_of(iv, &event_id, fields, pres, None, attendees),
         summary: "new in HITO-Link: create the event and write its ID back".into(),
-    }
+    }))
 }
 
 /// Both sides hold the interview but the store does not (it was lost, a
@@ -443,23 +412,32 @@ fn adopt(iv: &Interview, ev: &CalendarEvent, policy: &Policy) -> Decision {
         ev.shape(&policy.organizer),
         EventShape::AllDay | EventShape::Recurring
     ) && ev.status != EventStatus::Cancelled;
-    let mut d = merge(
+    let d = merge(
         MergeInput {
             snap: &snap,
             iv: Some(iv),
             ev: Some(ev),
-            g_state: GState::Changed,
+            calendar_state: CalendarState::Changed,
             no_base: unknown_base,
             repair_time,
         },
         policy,
     );
-    d.case = Case::Adopt;
-    d.summary = format!(
-        "rebuilt the mapping from the event's properties; {}",
-        d.summary
-    );
-    d
+    let rebuilt =
+        |summary: &str| format!("rebuilt the mapping from the event's properties; {summary}");
+    match d {
+        Decision::Write(mut p) => {
+            p.case = Case::Adopt;
+            p.summary = rebuilt(&p.summary);
+            Decision::Write(p)
+        }
+        Decision::Quiet(mut q) => {
+            q.case = Case::Adopt;
+            q.summary = rebuilt(&q.summary);
+            Decision::Quiet(q)
+        }
+        other @ (Decision::Refused(_) | Decision::Book(_)) => other,
+    }
 }
 
 fn interview_vanished(snap: &Snapshot, ev: Option<&CalendarEvent>) -> Decision {
@@ -482,21 +460,20 @@ fn interview_vanished(snap: &Snapshot, ev: Option<&CalendarEvent>) -> Decision {
             },
         })]
     };
-    Decision {
+    Plan {
         case: Case::InterviewVanished,
-        interview_id: Some(snap.interview_id.clone()),
-        event_id: Some(snap.event_id.clone()),
+        interview_id: snap.interview_id.clone(),
+        event_id: snap.event_id.clone(),
         ops,
         conflicts: vec![],
-        snapshot: Some(s),
-        lookalikes: vec![],
-        refusal: None,
+        snapshot: s,
         summary: if already {
             "interview gone from HITO-Link; event already cancelled".into()
         } else {
             "interview gone from HITO-Link: cancel the event".into()
         },
     }
+    .into_decision()
 }
 
 /// The interview was deleted in HITO-Link: the event stays cancelled, even
@@ -507,10 +484,10 @@ fn retired(snap: &Snapshot, ev: Option<&CalendarEvent>) -> Decision {
         s.event_etag = e.etag.clone();
     }
     match ev {
-        Some(e) if e.status != EventStatus::Cancelled => Decision {
+        Some(e) if e.status != EventStatus::Cancelled => Decision::Write(Box::new(Plan {
             case: Case::Retired,
-            interview_id: Some(snap.interview_id.clone()),
-            event_id: Some(snap.event_id.clone()),
+            interview_id: snap.interview_id.clone(),
+            event_id: snap.event_id.clone(),
             ops: vec![Op::Calendar(CalendarOp::Cancel {
                 event_id: snap.event_id.clone(),
                 if_match: Some(e.etag.clone()),
@@ -520,18 +497,16 @@ fn retired(snap: &Snapshot, ev: Option<&CalendarEvent>) -> Decision {
                 },
             })],
             conflicts: vec![],
-            snapshot: Some(s),
-            lookalikes: vec![],
-            refusal: None,
+            snapshot: s,
             summary:
                 "interview was deleted in HITO-Link; the event came back and is cancelled again"
                     .into(),
-        },
-        _ => Decision::nothing(
+        })),
+        _ => Decision::quiet(
             Case::Retired,
             Some(snap.interview_id.clone()),
             Some(snap.event_id.clone()),
-            Some(s),
+            Mapping::Agreed(Box::new(s)),
             "interview was deleted in HITO-Link; nothing more to do",
         ),
     }
@@ -542,7 +517,7 @@ fn refresh_observed(s: &mut Snapshot, iv: Option<&Interview>, ev: Option<&Calend
         s.hl_version = iv.version;
         s.retired |= iv.deleted;
         if iv.external_event_id.as_deref() == Some(&s.event_id) {
-            s.link = super::view::LinkHalf::Written;
+            s.event_ref = EventRef::Written;
         }
     }
     if let Some(ev) = ev {

@@ -11,9 +11,10 @@ mod hitolink_writes;
 use chrono::{DateTime, Utc};
 
 use super::Policy;
-use super::ops::{CalendarOp, Case, Conflict, Decision, EventChange, HitolinkOp, Op};
+use super::decision::{Decision, Plan};
+use super::ops::{CalendarOp, Case, Conflict, EventChange, Op};
 use super::view::{
-    Fields, LinkHalf, Presentation, Snapshot, calendar_view, hitolink_view, presentation,
+    EventRef, Fields, Presentation, Snapshot, calendar_view, hitolink_view, presentation,
 };
 use crate::model::{Attendee, CalendarEvent, Interview};
 use crate::policy::{ConflictPolicy, OnDecline, OnEventDeleted};
@@ -23,12 +24,11 @@ use calendar_writes::{
     needs_stamp,
 };
 pub(super) use calendar_writes::{draft, stamp};
-pub(super) use hitolink_writes::link_write_back;
 use hitolink_writes::{decline_key_base, hitolink_ops};
 
 /// How the calendar side stands against the agreement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum GState {
+pub(super) enum CalendarState {
     Same,
     Changed,
     /// The event is not there at all (not even a tombstone).
@@ -40,8 +40,8 @@ struct Merger<'a> {
     policy: &'a Policy,
     /// No agreed state is known: every difference is a conflict.
     no_base: bool,
-    h_time: Option<DateTime<Utc>>,
-    g_time: Option<DateTime<Utc>>,
+    hitolink_time: Option<DateTime<Utc>>,
+    calendar_time: Option<DateTime<Utc>>,
     conflicts: Vec<Conflict>,
 }
 
@@ -65,7 +65,7 @@ impl Merger<'_> {
             (false, true) => g.clone(),
             (true, true) if h == g => h.clone(),
             (true, true) => {
-                let google_wins = google_wins(self.policy, self.h_time, self.g_time);
+                let google_wins = google_wins(self.policy, self.hitolink_time, self.calendar_time);
                 self.conflicts.push(Conflict {
                     field: name.to_string(),
                     hitolink: format!("{h:?}"),
@@ -81,13 +81,13 @@ impl Merger<'_> {
 /// Who wins a conflict under `sync.conflict`.
 pub(super) fn google_wins(
     policy: &Policy,
-    h_time: Option<DateTime<Utc>>,
-    g_time: Option<DateTime<Utc>>,
+    hitolink_time: Option<DateTime<Utc>>,
+    calendar_time: Option<DateTime<Utc>>,
 ) -> bool {
     match policy.conflict {
         ConflictPolicy::HitolinkWins => false,
         ConflictPolicy::GoogleWins => true,
-        ConflictPolicy::LatestWins => match (h_time, g_time) {
+        ConflictPolicy::LatestWins => match (hitolink_time, calendar_time) {
             (Some(h), Some(g)) => g > h,
             _ => false,
         },
@@ -99,7 +99,7 @@ pub(super) struct MergeInput<'a> {
     pub snap: &'a Snapshot,
     pub iv: Option<&'a Interview>,
     pub ev: Option<&'a CalendarEvent>,
-    pub g_state: GState,
+    pub calendar_state: CalendarState,
     /// No agreement is known (a rebuilt store whose digest matches neither
     /// side): every difference is a conflict.
     pub no_base: bool,
@@ -113,7 +113,7 @@ pub(super) fn merge(input: MergeInput<'_>, policy: &Policy) -> Decision {
         snap,
         iv,
         ev,
-        g_state,
+        calendar_state,
         no_base,
         repair_time,
     } = input;
@@ -123,9 +123,9 @@ pub(super) fn merge(input: MergeInput<'_>, policy: &Policy) -> Decision {
         .map(|iv| hitolink_view(iv, policy))
         .unwrap_or_else(|| base.clone());
     let h_deleted = iv.is_some_and(|i| i.deleted);
-    let g_view = match (ev, g_state) {
+    let g_view = match (ev, calendar_state) {
         (Some(ev), _) => calendar_view(ev, base, snap.candidate_email.as_deref()),
-        (None, GState::Vanished) => Fields {
+        (None, CalendarState::Vanished) => Fields {
             cancelled: true,
             ..base.clone()
         },
@@ -134,8 +134,8 @@ pub(super) fn merge(input: MergeInput<'_>, policy: &Policy) -> Decision {
     let mut m = Merger {
         policy,
         no_base,
-        h_time: iv.map(|i| i.updated_at),
-        g_time: ev.and_then(|e| e.updated),
+        hitolink_time: iv.map(|i| i.updated_at),
+        calendar_time: ev.and_then(|e| e.updated),
         conflicts: vec![],
     };
     // The key set of answers is HITO-Link's interviewer list.
@@ -169,7 +169,12 @@ pub(super) fn merge(input: MergeInput<'_>, policy: &Policy) -> Decision {
             &h_view.location,
             &g_view.location,
         ),
-        link: m.field("link", &base.link, &h_view.link, &g_view.link),
+        meeting_url: m.field(
+            "meeting_url",
+            &base.meeting_url,
+            &h_view.meeting_url,
+            &g_view.meeting_url,
+        ),
         candidate_declined: m.field(
             "candidate_declined",
             &base.candidate_declined,
@@ -199,12 +204,12 @@ pub(super) fn merge(input: MergeInput<'_>, policy: &Policy) -> Decision {
             snap,
             iv,
             Views {
-                h: h_view,
-                g: g_view,
+                hitolink: h_view,
+                calendar: g_view,
                 target,
             },
             ev,
-            g_state,
+            calendar_state,
             conflicts,
             repair_time,
             policy,
@@ -215,9 +220,10 @@ pub(super) fn merge(input: MergeInput<'_>, policy: &Policy) -> Decision {
     }
 }
 
+/// Each side's fields and the merged target.
 struct Views {
-    h: Fields,
-    g: Fields,
+    hitolink: Fields,
+    calendar: Fields,
     target: Fields,
 }
 
@@ -260,30 +266,22 @@ fn merge_without_record(
         s.event_etag = e.etag.clone();
         s.event_attendees = e.attendees.clone();
     }
-    if s.link == LinkHalf::Pending {
-        ops.push(Op::Hitolink(HitolinkOp::WriteBackLink {
-            interview_id: snap.interview_id.clone(),
-            if_match: snap.hl_version,
-            event_id: snap.event_id.clone(),
-        }));
-        s.link = LinkHalf::Written;
-    }
-    let summary = describe(&h_view, &g_view, &target, &ops);
-    Decision {
+    // A write-back still pending stays queued: the agreement says so.
+    let summary = describe(&h_view, &g_view, &target, &s);
+    Plan {
         case: if ev.is_none() {
             Case::EventVanished
         } else {
             Case::Merge
         },
-        interview_id: Some(snap.interview_id.clone()),
-        event_id: Some(snap.event_id.clone()),
+        interview_id: snap.interview_id.clone(),
+        event_id: snap.event_id.clone(),
         ops,
         conflicts,
-        snapshot: Some(s),
-        lookalikes: vec![],
-        refusal: None,
+        snapshot: s,
         summary,
     }
+    .into_decision()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -292,14 +290,14 @@ fn plan_writes(
     iv: &Interview,
     views: Views,
     ev: Option<&CalendarEvent>,
-    g_state: GState,
+    calendar_state: CalendarState,
     conflicts: Vec<Conflict>,
     repair_time: bool,
     policy: &Policy,
 ) -> Decision {
     let Views {
-        h: h_view,
-        g: g_view,
+        hitolink: h_view,
+        calendar: g_view,
         target,
     } = views;
     let pres = presentation(iv, policy);
@@ -309,14 +307,14 @@ fn plan_writes(
     let private = stamp(&iv.id, &target);
     let event_id = snap.event_id.clone();
     let if_match = etag_of(snap, ev);
-    let calendar = if g_state == GState::Vanished && !target.cancelled {
+    let calendar = if calendar_state == CalendarState::Vanished && !target.cancelled {
         // Gone without a trace (not even a tombstone): the derived ID may
         // still be taken, so the engine restores on 409.
         draft(iv, &pres, &target, &[]).map(|draft| CalendarOp::Insert {
             event_id: event_id.clone(),
             draft,
         })
-    } else if g_state == GState::Vanished {
+    } else if calendar_state == CalendarState::Vanished {
         None
     } else {
         match (target.cancelled, g_view.cancelled) {
@@ -377,25 +375,21 @@ fn plan_writes(
     if ev.is_none() {
         s.event_etag = snap.event_etag.clone();
     }
-    if let Some(op) = link_write_back(iv, &snap.event_id) {
-        ops.push(Op::Hitolink(op));
-    }
-    let summary = describe(&h_view, &g_view, &target, &ops);
-    Decision {
-        case: if g_state == GState::Vanished {
+    let summary = describe(&h_view, &g_view, &target, &s);
+    Plan {
+        case: if calendar_state == CalendarState::Vanished {
             Case::EventVanished
         } else {
             Case::Merge
         },
-        interview_id: Some(iv.id.clone()),
-        event_id: Some(snap.event_id.clone()),
+        interview_id: iv.id.clone(),
+        event_id: snap.event_id.clone(),
         ops,
         conflicts,
-        snapshot: Some(s),
-        lookalikes: vec![],
-        refusal: None,
+        snapshot: s,
         summary,
     }
+    .into_decision()
 }
 
 pub(super) fn snapshot_of(
@@ -421,13 +415,18 @@ pub(super) fn snapshot_of(
         event_etag: event.map(|e| e.etag.clone()).unwrap_or_default(),
         event_attendees: attendees,
         retired: iv.deleted,
-        // Every plan for a live interview ends with its half written.
-        link: LinkHalf::Written,
+        // The interview names its event, or the write-back queue will make
+        // it so.
+        event_ref: if iv.deleted || iv.external_event_id.as_deref() == Some(event_id) {
+            EventRef::Written
+        } else {
+            EventRef::Pending
+        },
     }
 }
 
 /// What a plan changes, in words, for logs, `plan` and `inspect`.
-pub(super) fn describe(h: &Fields, g: &Fields, t: &Fields, ops: &[Op]) -> String {
+pub(super) fn describe(h: &Fields, g: &Fields, t: &Fields, s: &Snapshot) -> String {
     let mut parts: Vec<String> = vec![];
     if t.slot != h.slot || t.slot != g.slot {
         parts.push(format!(
@@ -442,8 +441,8 @@ pub(super) fn describe(h: &Fields, g: &Fields, t: &Fields, ops: &[Op]) -> String
     if t.location != h.location || t.location != g.location {
         parts.push("place".into());
     }
-    if t.link != h.link || t.link != g.link {
-        parts.push("link".into());
+    if t.meeting_url != h.meeting_url || t.meeting_url != g.meeting_url {
+        parts.push("meeting URL".into());
     }
     if t.candidate_declined != h.candidate_declined || t.candidate_declined != g.candidate_declined
     {
@@ -459,10 +458,7 @@ pub(super) fn describe(h: &Fields, g: &Fields, t: &Fields, ops: &[Op]) -> String
             "back on".into()
         });
     }
-    if ops
-        .iter()
-        .any(|o| matches!(o, Op::Hitolink(HitolinkOp::WriteBackLink { .. })))
-    {
+    if s.event_ref_write().is_some() {
         parts.push("link to the event written back".into());
     }
     if parts.is_empty() {

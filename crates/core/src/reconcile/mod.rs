@@ -17,6 +17,7 @@
 //! path a record comes in by, a missing or wrong half is written.
 
 mod cases;
+mod decision;
 mod merge;
 mod ops;
 mod view;
@@ -25,14 +26,18 @@ mod view;
 mod tests;
 
 pub use cases::booking_of;
+pub use decision::{Book, Decided, Decision, EventRefWrite, Mapping, Plan, Quiet, Refusal};
 pub use ops::{
-    Booking, CalendarOp, Case, Conflict, Decision, Decliner, EventChange, EventDraft, HitolinkOp,
+    Booking, CalendarOp, Case, Conflict, Decliner, EventChange, EventDraft, HitolinkOp,
     InterviewChange, LookAlike, Notify, Op,
 };
 pub use view::{
-    AGREED_DIGEST_PROPERTY, Fields, LINK_LABEL, LinkHalf, Presentation, Snapshot, calendar_view,
-    derived_event_id, description_text, hitolink_view, parse_link, presentation,
+    AGREED_DIGEST_PROPERTY, EventRef, Fields, MEETING_URL_LABEL, Presentation, Snapshot,
+    calendar_view, derived_event_id, description_text, hitolink_view, parse_meeting_url,
+    presentation,
 };
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::{CalendarEvent, Interview};
 use crate::policy::{ConflictPolicy, OnDecline, OnEventDeleted};
@@ -65,26 +70,46 @@ impl Policy {
     }
 }
 
-/// What is known about one side of one interview in this cycle.
-#[derive(Debug, Clone, Copy)]
-pub enum Seen<'a, T> {
+/// What is known about one side of one record in this cycle. Owned in the
+/// work set; the decisions read it borrowed (`Seen<&Interview>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "seen", content = "record", rename_all = "snake_case")]
+pub enum Seen<T> {
     /// Nothing new: as in the snapshot (or nothing at all without one).
+    #[default]
     NoNews,
     /// The current record.
-    Now(&'a T),
+    Now(T),
     /// Known to be absent (404, or missing from a full listing).
     Gone,
+}
+
+impl<T> Seen<T> {
+    pub fn as_ref(&self) -> Seen<&T> {
+        match self {
+            Seen::NoNews => Seen::NoNews,
+            Seen::Now(t) => Seen::Now(t),
+            Seen::Gone => Seen::Gone,
+        }
+    }
+
+    pub fn now(&self) -> Option<&T> {
+        match self {
+            Seen::Now(t) => Some(t),
+            Seen::NoNews | Seen::Gone => None,
+        }
+    }
 }
 
 /// Decides for one interview (or one unmanaged event) when no other event
 /// claims it.
 pub fn decide(
     snapshot: Option<&Snapshot>,
-    hitolink: Seen<'_, Interview>,
-    calendar: Seen<'_, CalendarEvent>,
+    hitolink: Seen<&Interview>,
+    calendar: Seen<&CalendarEvent>,
     policy: &Policy,
 ) -> Decision {
-    decide_among(snapshot, hitolink, calendar, &[], policy)
+    decide_among(snapshot, hitolink, calendar, &[], policy).decision
 }
 
 /// The one entry point. `calendar` is the event at the mapped ID (or, with
@@ -93,20 +118,19 @@ pub fn decide(
 /// ID alone; the rest are look-alikes, reported and never written.
 pub fn decide_among(
     snapshot: Option<&Snapshot>,
-    hitolink: Seen<'_, Interview>,
-    calendar: Seen<'_, CalendarEvent>,
+    hitolink: Seen<&Interview>,
+    calendar: Seen<&CalendarEvent>,
     claimants: &[CalendarEvent],
     policy: &Policy,
-) -> Decision {
+) -> Decided {
     let interview_id = snapshot
         .map(|s| s.interview_id.clone())
-        .or_else(|| match hitolink {
-            Seen::Now(iv) => Some(iv.id.clone()),
-            _ => None,
-        })
-        .or_else(|| match calendar {
-            Seen::Now(ev) => ev.interview_id().map(str::to_string),
-            _ => None,
+        .or_else(|| hitolink.now().map(|iv| iv.id.clone()))
+        .or_else(|| {
+            calendar
+                .now()
+                .and_then(|ev| ev.interview_id())
+                .map(str::to_string)
         })
         .or_else(|| {
             claimants
@@ -114,19 +138,22 @@ pub fn decide_among(
                 .find_map(|e| e.interview_id().map(str::to_string))
         });
     let (calendar, lookalikes) = match &interview_id {
-        Some(iid) => {
-            let iv = match hitolink {
-                Seen::Now(iv) => Some(iv),
-                _ => None,
-            };
-            cases::choose(iid, snapshot, iv, calendar, claimants, &policy.organizer)
-        }
+        Some(iid) => cases::choose(
+            iid,
+            snapshot,
+            hitolink.now().copied(),
+            calendar,
+            claimants,
+            &policy.organizer,
+        ),
         None => (calendar, vec![]),
     };
-    let mut d = match snapshot {
+    let decision = match snapshot {
         Some(snap) => cases::decide_mapped(snap, hitolink, calendar, policy),
         None => cases::decide_unmapped(hitolink, calendar, policy),
     };
-    d.lookalikes = lookalikes;
-    d
+    Decided {
+        decision,
+        lookalikes,
+    }
 }

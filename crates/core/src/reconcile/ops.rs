@@ -8,7 +8,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::view::Snapshot;
 use crate::model::{Attendee, EventShape, InterviewStatus, Response, Slot};
 
 /// Whom a calendar write tells. Attendees are mailed only about what they
@@ -126,7 +125,7 @@ pub enum Decliner {
 pub struct InterviewChange {
     pub slot: Option<Slot>,
     pub location: Option<Option<String>>,
-    pub link: Option<Option<String>>,
+    pub meeting_url: Option<Option<String>>,
     /// Back to `scheduled` (the calendar restored a cancelled event).
     pub reopen: bool,
     /// (interviewer id, answer) for answers other than declines.
@@ -150,7 +149,7 @@ pub struct Booking {
     /// among them is dropped once the application says who the candidate is.
     pub guests: Vec<String>,
     pub location: Option<String>,
-    pub link: Option<String>,
+    pub meeting_url: Option<String>,
 }
 
 /// A write to HITO-Link. `if_match` is the version the plan was made
@@ -160,9 +159,6 @@ pub struct Booking {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HitolinkOp {
-    /// `POST /v1/interviews` with the event's ID as `Idempotency-Key` and as
-    /// `external_event_id`.
-    Book { event_id: String, booking: Booking },
     /// `PATCH` of the synced fields.
     Patch {
         interview_id: String,
@@ -178,16 +174,18 @@ pub enum HitolinkOp {
     },
     /// `PATCH status: canceled`.
     Cancel { interview_id: String, if_match: u64 },
-    /// `PATCH external_event_id`: the interview's half of the link. Pure
-    /// bookkeeping, so it may trail behind every calendar write.
-    WriteBackLink {
-        interview_id: String,
-        if_match: u64,
-        event_id: String,
-    },
 }
 
 impl HitolinkOp {
+    /// The interview it writes.
+    pub fn interview_id(&self) -> &str {
+        match self {
+            HitolinkOp::Patch { interview_id, .. }
+            | HitolinkOp::Decline { interview_id, .. }
+            | HitolinkOp::Cancel { interview_id, .. } => interview_id,
+        }
+    }
+
     /// Cancels an interview: counted by the mass-deletion breaker. A
     /// candidate's decline takes the interview off the schedule too.
     pub fn is_destructive(&self) -> bool {
@@ -218,12 +216,18 @@ impl Op {
         }
     }
 
-    /// Bookkeeping: nobody sees it happen (a stamp, a write-back).
+    /// Bookkeeping: nobody sees it happen (a stamp).
     pub fn is_bookkeeping(&self) -> bool {
-        matches!(
-            self,
-            Op::Calendar(CalendarOp::Stamp { .. }) | Op::Hitolink(HitolinkOp::WriteBackLink { .. })
-        )
+        match self {
+            Op::Calendar(CalendarOp::Stamp { .. }) => true,
+            Op::Calendar(
+                CalendarOp::Insert { .. }
+                | CalendarOp::Patch { .. }
+                | CalendarOp::Restore { .. }
+                | CalendarOp::Cancel { .. },
+            )
+            | Op::Hitolink(_) => false,
+        }
     }
 }
 
@@ -279,87 +283,6 @@ impl LookAlike {
                 other => format!("carries the interview's ID but is {}", other.describe()),
             },
         }
-    }
-}
-
-/// One record's plan: the operations in order, then the snapshot to store
-/// once they all succeeded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    pub case: Case,
-    pub interview_id: Option<String>,
-    pub event_id: Option<String>,
-    pub ops: Vec<Op>,
-    pub conflicts: Vec<Conflict>,
-    /// `None`: drop the mapping (both sides are gone), or nothing to keep.
-    pub snapshot: Option<Snapshot>,
-    /// Events that claim this interview but are not its event.
-    pub lookalikes: Vec<LookAlike>,
-    /// Why nothing can be done until someone changes the calendar (with
-    /// [`Case::Refused`]): the engine parks the record with this reason.
-    pub refusal: Option<String>,
-    /// What changed, in words, for logs, `plan` and `inspect`.
-    pub summary: String,
-}
-
-impl Decision {
-    pub(super) fn nothing(
-        case: Case,
-        interview_id: Option<String>,
-        event_id: Option<String>,
-        snapshot: Option<Snapshot>,
-        summary: &str,
-    ) -> Decision {
-        Decision {
-            case,
-            interview_id,
-            event_id,
-            ops: vec![],
-            conflicts: vec![],
-            snapshot,
-            lookalikes: vec![],
-            refusal: None,
-            summary: summary.to_string(),
-        }
-    }
-
-    /// Writes nothing anywhere.
-    pub fn is_quiet(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    /// Cancels an event or an interview: counted by the mass-deletion breaker.
-    pub fn is_destructive(&self) -> bool {
-        self.ops.iter().any(Op::is_destructive)
-    }
-
-    /// Writes only what nobody sees: it may wait behind every visible write.
-    pub fn is_bookkeeping(&self) -> bool {
-        !self.ops.is_empty() && self.ops.iter().all(Op::is_bookkeeping)
-    }
-
-    /// The summary and the writes, in one line, for the log, the intent
-    /// journal and a record's history.
-    pub fn log_line(&self) -> String {
-        if self.ops.is_empty() {
-            return format!("{}; no write", self.summary);
-        }
-        let writes: Vec<String> = self.ops.iter().map(ToString::to_string).collect();
-        format!("{}; {}", self.summary, writes.join("; "))
-    }
-
-    pub fn calendar_op(&self) -> Option<&CalendarOp> {
-        self.ops.iter().find_map(|o| match o {
-            Op::Calendar(c) => Some(c),
-            Op::Hitolink(_) => None,
-        })
-    }
-
-    pub fn hitolink_ops(&self) -> impl Iterator<Item = &HitolinkOp> {
-        self.ops.iter().filter_map(|o| match o {
-            Op::Hitolink(h) => Some(h),
-            Op::Calendar(_) => None,
-        })
     }
 }
 
@@ -454,11 +377,6 @@ fn change_words(c: &EventChange) -> String {
 impl fmt::Display for HitolinkOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HitolinkOp::Book { event_id, booking } => write!(
-                f,
-                "book application {} from event {event_id} (Idempotency-Key {event_id})",
-                booking.application_id
-            ),
             HitolinkOp::Patch {
                 interview_id,
                 if_match,
@@ -471,8 +389,8 @@ impl fmt::Display for HitolinkOp {
                 if change.location.is_some() {
                     w.push("place");
                 }
-                if change.link.is_some() {
-                    w.push("link");
+                if change.meeting_url.is_some() {
+                    w.push("meeting URL");
                 }
                 if change.reopen {
                     w.push(InterviewStatus::Scheduled.as_str());
@@ -507,14 +425,6 @@ impl fmt::Display for HitolinkOp {
                 interview_id,
                 if_match,
             } => write!(f, "cancel {interview_id} (If-Match {if_match})"),
-            HitolinkOp::WriteBackLink {
-                interview_id,
-                if_match,
-                event_id,
-            } => write!(
-                f,
-                "write back external_event_id = {event_id} on {interview_id} (If-Match {if_match})"
-            ),
         }
     }
 }

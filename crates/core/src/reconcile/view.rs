@@ -19,7 +19,7 @@ use crate::policy::OnDecline;
 pub const AGREED_DIGEST_PROPERTY: &str = "hitolinkAgreed";
 
 /// The line of an event's description that carries the meeting link.
-pub const LINK_LABEL: &str = "Web会議: ";
+pub const MEETING_URL_LABEL: &str = "Web会議: ";
 
 /// The synced state of one interview, as either side shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +29,11 @@ pub struct Fields {
     pub cancelled: bool,
     pub slot: Option<Slot>,
     pub location: Option<String>,
-    pub link: Option<String>,
+    /// The meeting URL (`video_conferencing_url`; the event description's
+    /// [`MEETING_URL_LABEL`] line). Named `link` in the stored JSON, which the
+    /// agreed digest is computed from.
+    #[serde(rename = "link")]
+    pub meeting_url: Option<String>,
     pub candidate_declined: bool,
     /// Each interviewer's answer, by lowercase email.
     pub responses: BTreeMap<String, Response>,
@@ -66,7 +70,7 @@ pub struct Presentation {
 /// seen, so only this half needs remembering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LinkHalf {
+pub enum EventRef {
     /// Seen or written: `external_event_id` names the event.
     Written,
     /// Not written yet (a write-back waits in its queue, or was lost to a
@@ -96,9 +100,9 @@ pub struct Snapshot {
     /// HITO-Link deleted the interview: the mapping is kept only so that
     /// the event is never brought back.
     pub retired: bool,
-    /// The interview's half of the link.
-    #[serde(default)]
-    pub link: LinkHalf,
+    /// The interview's half of the link (`external_event_id`).
+    #[serde(default, rename = "link")]
+    pub event_ref: EventRef,
 }
 
 /// The event ID of an interview: base32hex of its ID, so that a create
@@ -126,7 +130,7 @@ pub fn hitolink_view(iv: &Interview, policy: &Policy) -> Fields {
             || (declined && policy.on_decline == OnDecline::CancelEvent),
         slot: iv.slot,
         location: iv.location.clone(),
-        link: iv.meeting_url.clone(),
+        meeting_url: iv.meeting_url.clone(),
         candidate_declined: declined,
         responses: iv
             .interviewers
@@ -163,7 +167,7 @@ pub fn calendar_view(ev: &CalendarEvent, base: &Fields, candidate_email: Option<
         cancelled: false,
         slot: ev.slot.or(base.slot),
         location: ev.location.clone().filter(|l| !l.trim().is_empty()),
-        link: ev.description.as_deref().and_then(parse_link),
+        meeting_url: ev.description.as_deref().and_then(parse_meeting_url),
         candidate_declined: match candidate_email.and_then(response_of) {
             Some(r) => r == Response::Declined,
             None => base.candidate_declined,
@@ -177,11 +181,11 @@ pub fn calendar_view(ev: &CalendarEvent, base: &Fields, candidate_email: Option<
 }
 
 /// The meeting link in a description: the line starting with
-/// [`LINK_LABEL`], in plain text or in the HTML the web editor saves.
-pub fn parse_link(description: &str) -> Option<String> {
+/// [`MEETING_URL_LABEL`], in plain text or in the HTML the web editor saves.
+pub fn parse_meeting_url(description: &str) -> Option<String> {
     let text = description_text(description);
     text.lines()
-        .find_map(|l| l.trim().strip_prefix(LINK_LABEL.trim_end()))
+        .find_map(|l| l.trim().strip_prefix(MEETING_URL_LABEL.trim_end()))
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
 }
@@ -221,10 +225,10 @@ fn looks_like_html(s: &str) -> bool {
 }
 
 /// A description less its link line: what HITO-Link owns in it.
-pub(super) fn without_link(description: &str) -> String {
+pub(super) fn without_meeting_url(description: &str) -> String {
     description
         .lines()
-        .filter(|l| !l.trim().starts_with(LINK_LABEL.trim_end()))
+        .filter(|l| !l.trim().starts_with(MEETING_URL_LABEL.trim_end()))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -253,7 +257,7 @@ pub fn presentation(iv: &Interview, policy: &Policy) -> Presentation {
         description.push_str(&format!("選考ステップ: {step}\n"));
     }
     if let Some(link) = &iv.meeting_url {
-        description.push_str(&format!("{LINK_LABEL}{link}\n"));
+        description.push_str(&format!("{MEETING_URL_LABEL}{link}\n"));
     }
     let mut invitees: BTreeSet<String> = iv
         .interviewers

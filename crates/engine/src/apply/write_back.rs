@@ -9,8 +9,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info_span, warn};
 
-use hitosync_core::reconcile::HitolinkOp;
-use hitosync_hitolink::HitolinkError;
+use hitosync_hitolink::{HitolinkError, InterviewPatch};
+use hitosync_net::disposition::{Disposed, Disposition};
 use hitosync_state::{StateStoreExt, WorkKey};
 
 use super::Ctx;
@@ -61,7 +61,7 @@ impl Engine<'_> {
                             out.written += usize::from(wrote);
                         }
                         Err(e) if e.is_stop() => return Ok(out),
-                        Err(e) if e.is_cycle_ending() => return Err(e),
+                        Err(e) if e.disposition().ends_cycle() => return Err(e),
                         Err(e) => {
                             // The side is struggling: the queue waits for
                             // the next cycle rather than hammer it.
@@ -91,52 +91,55 @@ impl Engine<'_> {
             self.store.drop_pending_link(iid).await?;
             return Ok(false);
         };
-        let s = rec.snapshot;
-        if s.link != hitosync_core::reconcile::LinkHalf::Pending || s.retired {
+        // The write the agreement says is pending, as the core builds it.
+        let Some(write) = rec.snapshot.event_ref_write() else {
             self.store.drop_pending_link(iid).await?;
             return Ok(false);
-        }
-        let op = HitolinkOp::WriteBackLink {
-            interview_id: iid.to_string(),
-            if_match: s.hl_version,
-            event_id: s.event_id.clone(),
         };
-        let mut version = s.hl_version;
+        let mut version = write.if_match;
         for _ in 0..2 {
             let span = info_span!("record", key = %WorkKey::Interview(iid.to_string()), case = "write_back");
-            match self
-                .hitolink_write(&op, Some(version))
+            let e = match self
+                .hitolink
+                .patch(
+                    &write.interview_id,
+                    InterviewPatch::ExternalEventId(&write.event_id),
+                    version,
+                )
                 .instrument(span)
                 .await
             {
                 Ok(iv) => {
                     self.store
-                        .link_written(iid, &s.event_id, iv.version, now)
+                        .link_written(iid, &write.event_id, iv.version, now)
                         .await?;
                     return Ok(true);
                 }
-                Err(HitolinkError::PreconditionFailed {
-                    current: Some(cur), ..
-                }) => {
-                    if cur.external_event_id.as_deref() == Some(s.event_id.as_str()) {
+                Err(e) => e,
+            };
+            match e.disposition() {
+                Disposition::ReadAgain => {
+                    let HitolinkError::PreconditionFailed {
+                        current: Some(cur), ..
+                    } = &e
+                    else {
+                        return Err(EngineError::Hitolink(e));
+                    };
+                    if cur.external_event_id.as_deref() == Some(write.event_id.as_str()) {
                         self.store
-                            .link_written(iid, &s.event_id, cur.version, now)
+                            .link_written(iid, &write.event_id, cur.version, now)
                             .await?;
                         return Ok(false);
                     }
                     // Changed meanwhile: the field is ours alone to set.
                     version = cur.version;
                 }
-                Err(HitolinkError::NotFound { .. }) => {
+                Disposition::Gone => {
                     // Gone: the feed will say so, and the record with it.
                     self.store.drop_pending_link(iid).await?;
                     return Ok(false);
                 }
-                Err(
-                    e @ (HitolinkError::Invalid { .. }
-                    | HitolinkError::Rejected { .. }
-                    | HitolinkError::Unsyncable(_)),
-                ) => {
+                Disposition::Rejected => {
                     self.store.drop_pending_link(iid).await?;
                     let key = WorkKey::Interview(iid.to_string());
                     self.store
@@ -148,7 +151,11 @@ impl Engine<'_> {
                         .await?;
                     return Ok(false);
                 }
-                Err(e) => return Err(EngineError::Hitolink(e)),
+                Disposition::RetryLater
+                | Disposition::HoldNotifications
+                | Disposition::StartOver
+                | Disposition::EndCycle
+                | Disposition::Stopped => return Err(EngineError::Hitolink(e)),
             }
         }
         Ok(false)

@@ -25,12 +25,25 @@ impl Store {
         self.conflicts.len()
     }
 
-    pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+    pub fn put_meta<T: Serialize>(&self, key: MetaKey<T>, value: &T) -> Result<(), StateError> {
+        self.put_meta_raw(key.name(), value)
+    }
+
+    pub fn meta<T: DeserializeOwned>(&self, key: MetaKey<T>) -> Result<Option<T>, StateError> {
+        self.meta_raw(key.name())
+    }
+
+    /// By name, for the trait's JSON values.
+    pub(super) fn put_meta_raw<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StateError> {
         self.meta.insert(key, encode(value)?)?;
         self.flush()
     }
 
-    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
+    pub(super) fn meta_raw<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
         match self.meta.get(key)? {
             Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
             None => Ok(None),

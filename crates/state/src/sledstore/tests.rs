@@ -1,7 +1,7 @@
 //! The store's own tests: what is committed survives, formats hold.
 
 use super::*;
-use hitosync_core::reconcile::{Conflict, Fields, LinkHalf, Presentation};
+use hitosync_core::reconcile::{Conflict, EventRef, Fields, Presentation};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn snapshot(id: &str) -> Snapshot {
@@ -12,7 +12,7 @@ fn snapshot(id: &str) -> Snapshot {
             cancelled: false,
             slot: None,
             location: None,
-            link: None,
+            meeting_url: None,
             candidate_declined: false,
             responses: BTreeMap::new(),
         },
@@ -28,7 +28,7 @@ fn snapshot(id: &str) -> Snapshot {
         event_etag: "\"1\"".into(),
         event_attendees: vec![],
         retired: false,
-        link: LinkHalf::Written,
+        event_ref: EventRef::Written,
     }
 }
 
@@ -198,7 +198,7 @@ fn a_pending_link_waits_in_its_queue_until_written() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
     let mut snap = snapshot("iv_1");
-    snap.link = LinkHalf::Pending;
+    snap.event_ref = EventRef::Pending;
     let key = WorkKey::Interview("iv_1".into());
     s.commit(Commit {
         key: &key,
@@ -217,8 +217,8 @@ fn a_pending_link_waits_in_its_queue_until_written() {
     assert!(s.pending_links(None, 10).unwrap().is_empty());
     let r = s.record("iv_1").unwrap().unwrap();
     assert_eq!(
-        (r.snapshot.link, r.snapshot.hl_version),
-        (LinkHalf::Written, 7)
+        (r.snapshot.event_ref, r.snapshot.hl_version),
+        (EventRef::Written, 7)
     );
 }
 
@@ -245,7 +245,7 @@ fn a_version_1_store_is_migrated() {
     }
     let s = Store::open(dir.path()).unwrap();
     let r = s.record("iv_1").unwrap().unwrap();
-    assert_eq!(r.snapshot.link, LinkHalf::Unknown);
+    assert_eq!(r.snapshot.event_ref, EventRef::Unknown);
     drop(s);
     let db = sled::open(dir.path().join("sled")).unwrap();
     let v = db.get("schema_version").unwrap().unwrap();

@@ -112,11 +112,11 @@ impl StateStore for Store {
     }
 
     async fn put_meta_value(&self, key: &str, value: serde_json::Value) -> Result<(), StateError> {
-        Store::put_meta(self, key, &value)
+        Store::put_meta_raw(self, key, &value)
     }
 
     async fn meta_value(&self, key: &str) -> Result<Option<serde_json::Value>, StateError> {
-        Store::meta(self, key)
+        Store::meta_raw(self, key)
     }
 
     async fn report(

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use super::super::ops::{CalendarOp, EventChange, EventDraft, Notify};
-use super::super::view::{AGREED_DIGEST_PROPERTY, Fields, Presentation, Snapshot, without_link};
+use super::super::view::{
+    AGREED_DIGEST_PROPERTY, Fields, Presentation, Snapshot, without_meeting_url,
+};
 use crate::model::{Attendee, CalendarEvent, INTERVIEW_ID_PROPERTY, Interview, Response};
 
 /// The event's ETag for a conditional write: as just seen, else as last
@@ -190,9 +192,10 @@ pub(super) fn live_update(u: LiveUpdate<'_>) -> Option<CalendarOp> {
         change.location = Some(target.location.clone());
         notify = true;
     }
-    let link_changed = target.link != g_view.link;
+    let link_changed = target.meeting_url != g_view.meeting_url;
     if link_changed
-        || without_link(&pres.description) != without_link(&snap.presentation.description)
+        || without_meeting_url(&pres.description)
+            != without_meeting_url(&snap.presentation.description)
     {
         change.description = Some(pres.description.clone());
         notify |= link_changed;

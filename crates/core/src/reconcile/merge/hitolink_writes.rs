@@ -1,26 +1,14 @@
 //! The HITO-Link writes that bring the interview to the merged target:
 //! declines (each with an idempotency key, since HITO-Link cannot undo
-//! one), a patch of what changed, a cancel, and the interview's half of
-//! the link. Kept apart from the merge because HITO-Link's operations are
+//! one), a patch of what changed, a cancel. Kept apart from the merge because HITO-Link's operations are
 //! not field writes: a decline or a cancel is its own call with its own
 //! order.
 
 use super::super::Policy;
 use super::super::ops::{Decliner, HitolinkOp, InterviewChange};
 use super::super::view::{Fields, Snapshot};
-use crate::model::{CalendarEvent, Interview, Response};
+use crate::model::{CalendarEvent, Response};
 use crate::policy::OnDecline;
-
-/// The interview's half of the link, when it does not name the event.
-pub(in crate::reconcile) fn link_write_back(iv: &Interview, event_id: &str) -> Option<HitolinkOp> {
-    (!iv.deleted && iv.external_event_id.as_deref() != Some(event_id)).then(|| {
-        HitolinkOp::WriteBackLink {
-            interview_id: iv.id.clone(),
-            if_match: iv.version,
-            event_id: event_id.to_string(),
-        }
-    })
-}
 
 /// An idempotency key for a decline: the event and the ETag of the version
 /// whose answer caused it, so a retry after a lost answer declines once.
@@ -84,8 +72,8 @@ pub(super) fn hitolink_ops(
     if target.location != h_view.location {
         change.location = Some(target.location.clone());
     }
-    if target.link != h_view.link {
-        change.link = Some(target.link.clone());
+    if target.meeting_url != h_view.meeting_url {
+        change.meeting_url = Some(target.meeting_url.clone());
     }
     let cancel = target.cancelled && !cancelled_after;
     if !target.cancelled && cancelled_after && !target.candidate_declined {

@@ -3,13 +3,12 @@
 
 use super::*;
 
-fn write_back(d: &Decision) -> Option<(&str, u64)> {
-    d.hitolink_ops().find_map(|o| match o {
-        HitolinkOp::WriteBackLink {
-            event_id, if_match, ..
-        } => Some((event_id.as_str(), *if_match)),
-        _ => None,
-    })
+/// The interview's half of the link the decision leaves queued: the
+/// event it names and the version it is written against.
+fn write_back(d: &Decision) -> Option<(String, u64)> {
+    d.snapshot()
+        .and_then(Snapshot::event_ref_write)
+        .map(|w| (w.event_id, w.if_match))
 }
 
 #[test]
@@ -20,10 +19,11 @@ fn adopting_after_a_lost_answer_writes_the_interviews_half() {
     let (_snap, mut iv, ev) = agreed(&p);
     iv.external_event_id = None;
     let d = decide(None, Seen::Now(&iv), Seen::Now(&ev), &p);
-    assert_eq!(d.case, Case::Adopt);
-    assert_eq!(write_back(&d), Some((ev.id.as_str(), iv.version)), "{d:?}");
+    assert_eq!(d.case(), Case::Adopt);
+    assert_eq!(write_back(&d), Some((ev.id.clone(), iv.version)), "{d:?}");
     assert!(d.calendar_op().is_none(), "the event is fine: {d:?}");
-    assert_eq!(d.snapshot.as_ref().unwrap().link, LinkHalf::Written);
+    // The agreement says the half is still to write: the write-back queue's.
+    assert_eq!(d.snapshot().unwrap().event_ref, EventRef::Pending);
 }
 
 #[test]
@@ -34,14 +34,14 @@ fn an_admin_clearing_or_changing_the_link_sees_it_repaired() {
         iv.external_event_id = changed;
         iv.version = 9;
         let d = decide(Some(&snap), Seen::Now(&iv), Seen::NoNews, &p);
-        assert_eq!(write_back(&d), Some((ev.id.as_str(), 9)), "{d:?}");
+        assert_eq!(write_back(&d), Some((ev.id.clone(), 9)), "{d:?}");
         assert!(d.calendar_op().is_none(), "{d:?}");
         assert!(!d.is_destructive());
         // and once written, its echo is quiet
-        let s = d.snapshot.unwrap();
+        let s = d.snapshot().unwrap();
         iv.external_event_id = Some(ev.id.clone());
         iv.version = 10;
-        let d = decide(Some(&s), Seen::Now(&iv), Seen::NoNews, &p);
+        let d = decide(Some(s), Seen::Now(&iv), Seen::NoNews, &p);
         assert!(d.is_quiet(), "{d:?}");
     }
 }
@@ -50,17 +50,17 @@ fn an_admin_clearing_or_changing_the_link_sees_it_repaired() {
 fn a_pending_half_is_written_even_when_hitolink_is_quiet() {
     let p = policy();
     let (mut snap, _iv, _ev) = agreed(&p);
-    snap.link = LinkHalf::Pending;
+    snap.event_ref = EventRef::Pending;
     let d = decide(Some(&snap), Seen::NoNews, Seen::NoNews, &p);
     assert_eq!(
         write_back(&d),
-        Some((snap.event_id.as_str(), snap.hl_version)),
+        Some((snap.event_id.clone(), snap.hl_version)),
         "{d:?}"
     );
-    assert_eq!(d.snapshot.unwrap().link, LinkHalf::Written);
+    assert_eq!(d.snapshot().unwrap().event_ref, EventRef::Pending);
     // a store from before the link was remembered writes nothing until
     // the interview is seen
-    snap.link = LinkHalf::Unknown;
+    snap.event_ref = EventRef::Unknown;
     assert!(decide(Some(&snap), Seen::NoNews, Seen::NoNews, &p).is_quiet());
 }
 
@@ -110,9 +110,9 @@ fn the_derived_event_wins_over_a_copy_whatever_the_order() {
     let mut seen = vec![];
     for claimants in orders {
         let d = decide_among(None, Seen::Now(&iv), Seen::NoNews, &claimants, &p);
-        assert_eq!(d.case, Case::Adopt, "{d:?}");
-        assert_eq!(d.event_id.as_deref(), Some(ev.id.as_str()));
-        assert!(d.is_quiet(), "{d:?}");
+        assert_eq!(d.decision.case(), Case::Adopt, "{d:?}");
+        assert_eq!(d.decision.event_id(), Some(ev.id.as_str()));
+        assert!(d.decision.is_quiet(), "{d:?}");
         let mut looks: Vec<_> = d.lookalikes.iter().map(|l| l.event_id.clone()).collect();
         looks.sort();
         seen.push(looks);
@@ -138,7 +138,7 @@ fn a_look_alike_of_a_mapped_interview_is_reported_never_written() {
         std::slice::from_ref(&copy),
         &p,
     );
-    assert!(d.is_quiet(), "{d:?}");
+    assert!(d.decision.is_quiet(), "{d:?}");
     assert_eq!(d.lookalikes.len(), 1);
     assert_eq!(d.lookalikes[0].event_id, "copyofthemanagedevent");
 }
@@ -162,7 +162,7 @@ fn a_foreign_event_under_the_interviews_name_is_never_adopted() {
         std::slice::from_ref(&foreign),
         &p,
     );
-    assert_eq!(d.case, Case::CreateEvent, "{d:?}");
+    assert_eq!(d.decision.case(), Case::CreateEvent, "{d:?}");
     assert_eq!(d.lookalikes.len(), 1);
 }
 
@@ -181,15 +181,15 @@ fn a_booked_interview_is_adopted_by_the_event_it_names() {
         std::slice::from_ref(&booked),
         &p,
     );
-    assert_eq!(d.case, Case::Adopt, "{d:?}");
-    assert_eq!(d.event_id.as_deref(), Some("ui00000001abc"));
+    assert_eq!(d.decision.case(), Case::Adopt, "{d:?}");
+    assert_eq!(d.decision.event_id(), Some("ui00000001abc"));
     // an event that claims another interview is never taken
     let mut other = booked.clone();
     other
         .private_properties
         .insert(INTERVIEW_ID_PROPERTY.into(), "iv_999".into());
     let d = decide_among(None, Seen::Now(&iv), Seen::NoNews, &[other], &p);
-    assert_eq!(d.case, Case::CreateEvent, "{d:?}");
+    assert_eq!(d.decision.case(), Case::CreateEvent, "{d:?}");
 }
 
 /// The digest and the stored snapshot are formats: a lost store is rebuilt
@@ -201,7 +201,7 @@ fn the_digest_and_the_snapshot_format_are_pinned() {
         cancelled: false,
         slot: Some(slot(10)),
         location: Some("本社".into()),
-        link: Some("https://meet.example/abc".into()),
+        meeting_url: Some("https://meet.example/abc".into()),
         candidate_declined: false,
         responses: [("suzuki@example.co.jp".to_string(), Response::Accepted)].into(),
     };
@@ -216,7 +216,7 @@ fn the_digest_and_the_snapshot_format_are_pinned() {
     // a snapshot stored before the link was remembered reads as Unknown
     let old = json.replace(r#","link":"written""#, "");
     let back: Snapshot = serde_json::from_str(&old).unwrap();
-    assert_eq!(back.link, LinkHalf::Unknown);
+    assert_eq!(back.event_ref, EventRef::Unknown);
 }
 
 #[test]
@@ -239,12 +239,14 @@ fn without_a_derived_or_named_event_the_first_made_claimant_is_taken() {
         vec![later.clone(), original.clone()],
     ] {
         let d = decide_among(None, Seen::Now(&iv), Seen::NoNews, &claimants, &p);
-        assert_eq!(d.case, Case::Adopt, "{d:?}");
-        assert_eq!(d.event_id.as_deref(), Some("ui00000001abc"));
+        assert_eq!(d.decision.case(), Case::Adopt, "{d:?}");
+        assert_eq!(d.decision.event_id(), Some("ui00000001abc"));
         assert_eq!(d.lookalikes.len(), 1);
         assert!(
-            d.hitolink_ops()
-                .any(|o| matches!(o, HitolinkOp::WriteBackLink { .. }))
+            d.decision
+                .snapshot()
+                .and_then(Snapshot::event_ref_write)
+                .is_some()
         );
     }
 }

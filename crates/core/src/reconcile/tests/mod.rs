@@ -104,7 +104,9 @@ fn agreed(p: &Policy) -> (Snapshot, Interview, CalendarEvent) {
     let ev = event_from(event_id, draft, "\"e1\"");
     iv.external_event_id = Some(ev.id.clone());
     iv.version = 2;
-    let mut snap = d.snapshot.unwrap();
+    let mut snap = d.snapshot().unwrap().clone();
+    // The write-back of the event's ID was made: the interview names it.
+    snap.event_ref = EventRef::Written;
     snap.event_etag = ev.etag.clone();
     snap.hl_version = 2;
     (snap, iv, ev)
@@ -119,11 +121,10 @@ fn patch_of(d: &Decision) -> &InterviewChange {
         .unwrap_or_else(|| panic!("no patch in {d:?}"))
 }
 
-/// The HITO-Link writes other than the link's write-back.
+/// The HITO-Link writes of the plan (the link's write-back is queued, not
+/// one of them).
 fn hl(d: &Decision) -> Vec<&HitolinkOp> {
-    d.hitolink_ops()
-        .filter(|o| !matches!(o, HitolinkOp::WriteBackLink { .. }))
-        .collect()
+    d.hitolink_ops().collect()
 }
 
 fn declines(d: &Decision) -> Vec<Decliner> {

@@ -53,10 +53,11 @@ fn google_wins_refuses_a_time_hitolink_cannot_hold() {
         };
         let (snap, iv, ev) = agreed(&p);
         let d = decide(Some(&snap), Seen::Now(&iv), Seen::Now(&all_day(&ev)), &p);
-        assert_eq!(d.case, Case::Refused, "{conflict:?}: {d:?}");
+        assert_eq!(d.case(), Case::Refused, "{conflict:?}: {d:?}");
         assert!(d.is_quiet());
-        assert!(d.refusal.as_deref().unwrap().contains("all-day"));
-        assert_eq!(d.snapshot.as_ref(), Some(&snap), "the agreement stands");
+        assert!(d.refusal().unwrap().contains("all-day"));
+        // A refusal stores nothing: the agreement stands as it was.
+        assert_eq!(d.snapshot(), None);
     }
 }
 
@@ -88,9 +89,9 @@ fn a_booking_marker_on_a_shape_that_cannot_book_is_refused() {
     ];
     for shaped in shapes {
         let d = decide(None, Seen::NoNews, Seen::Now(&shaped), &p);
-        assert_eq!(d.case, Case::Refused, "{d:?}");
+        assert_eq!(d.case(), Case::Refused, "{d:?}");
         assert!(d.is_quiet());
-        assert!(d.refusal.is_some());
+        assert!(d.refusal().is_some());
     }
 }
 
@@ -98,7 +99,7 @@ fn a_booking_marker_on_a_shape_that_cannot_book_is_refused() {
 fn rooms_and_the_organizer_are_never_interviewers() {
     let p = policy();
     let d = decide(None, Seen::NoNews, Seen::Now(&booking_event()), &p);
-    let Some(HitolinkOp::Book { booking, .. }) = d.hitolink_ops().next() else {
+    let Decision::Book(Book { booking, .. }) = &d else {
         panic!("{d:?}")
     };
     assert_eq!(booking.guests, ["suzuki@example.co.jp"]);
@@ -117,9 +118,9 @@ fn a_room_survives_hitosyncs_attendee_writes() {
         !matches!(d.calendar_op(), Some(CalendarOp::Patch { .. })),
         "{d:?}"
     );
-    let snap = d.snapshot.unwrap();
+    let snap = d.snapshot().unwrap();
     iv.interviewers[0].email = "tanaka@example.co.jp".into();
-    let d = decide(Some(&snap), Seen::Now(&iv), Seen::NoNews, &p);
+    let d = decide(Some(snap), Seen::Now(&iv), Seen::NoNews, &p);
     let (change, _) = change_of(&d);
     let rooms: Vec<_> = change
         .attendees
@@ -151,13 +152,13 @@ fn a_link_reads_the_same_from_html() {
     let text = "HITO-Link 面接 iv_1\nWeb会議: https://meet.example/abc?x=1&y=2\n";
     let html = as_web_editor_saves(text).replace('&', "&amp;");
     assert_eq!(
-        parse_link(&html).as_deref(),
+        parse_meeting_url(&html).as_deref(),
         Some("https://meet.example/abc?x=1&y=2")
     );
-    assert_eq!(parse_link(text), parse_link(&html));
+    assert_eq!(parse_meeting_url(text), parse_meeting_url(&html));
     // plain text keeps its lines, and a stray '<' is not markup
     assert_eq!(
-        parse_link("面接 <3\nWeb会議: https://m.example/q").as_deref(),
+        parse_meeting_url("面接 <3\nWeb会議: https://m.example/q").as_deref(),
         Some("https://m.example/q")
     );
 }
@@ -179,17 +180,17 @@ fn answers_google_reset_to_needs_action_are_not_news() {
     // both answered; the agreement holds their answers
     iv.interviewers[0].response = Response::Accepted;
     let d = decide(Some(&snap), Seen::Now(&iv), Seen::NoNews, &p);
-    let snap = d.snapshot.unwrap();
+    let snap = d.snapshot().unwrap();
     // Google moved the event's answers back to needsAction (a time change)
     for a in &mut ev.attendees {
         a.response = Response::NeedsAction;
     }
-    ev.private_properties = match d.ops.first() {
+    ev.private_properties = match d.ops().first() {
         Some(Op::Calendar(CalendarOp::Patch { change, .. })) => change.private.clone(),
         other => panic!("{other:?}"),
     };
     ev.etag = "\"e8\"".into();
-    let d = decide(Some(&snap), Seen::NoNews, Seen::Now(&ev), &p);
+    let d = decide(Some(snap), Seen::NoNews, Seen::Now(&ev), &p);
     assert!(hl(&d).is_empty(), "a reset is not a decline: {d:?}");
     assert!(
         d.calendar_op().is_none_or(|c| !c.notifies()),

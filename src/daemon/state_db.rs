@@ -9,15 +9,15 @@ use crate::state::{Lease, SledDb, StateError, StateStore};
 use crate::state_pg::{LeaseRow, PgState, ReplicaRow};
 
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub enum StateDb {
     Sled(SledDb),
     Postgres(PgState),
 }
 
-impl Backend {
+impl StateDb {
     /// Opens the store the file names. sled's open waits for its lock and
     /// replays its log: on a blocking thread.
-    pub async fn open(file: &ConfigFile) -> Result<Backend, StateError> {
+    pub async fn open(file: &ConfigFile) -> Result<StateDb, StateError> {
         open(&file.daemon.state_dir, &file.state).await
     }
 
@@ -29,30 +29,30 @@ impl Backend {
         lease: Option<Arc<Lease>>,
     ) -> Result<Arc<dyn StateStore>, StateError> {
         Ok(match self {
-            Backend::Sled(db) => Arc::new(db.store(link)?),
-            Backend::Postgres(pg) => Arc::new(pg.store(link, lease)),
+            StateDb::Sled(db) => Arc::new(db.store(link)?),
+            StateDb::Postgres(pg) => Arc::new(pg.store(link, lease)),
         })
     }
 
     pub fn postgres(&self) -> Option<&PgState> {
         match self {
-            Backend::Postgres(pg) => Some(pg),
-            Backend::Sled(_) => None,
+            StateDb::Postgres(pg) => Some(pg),
+            StateDb::Sled(_) => None,
         }
     }
 
     pub async fn check_writable(&self) -> Result<(), StateError> {
         match self {
-            Backend::Sled(db) => db.check_writable(),
-            Backend::Postgres(pg) => pg.store("", None).check_writable().await,
+            StateDb::Sled(db) => db.check_writable(),
+            StateDb::Postgres(pg) => pg.store("", None).check_writable().await,
         }
     }
 
     /// Leases and replicas, for `status` (PostgreSQL only).
     pub async fn leases(&self, ttl: std::time::Duration) -> Result<Option<Leases>, StateError> {
         match self {
-            Backend::Sled(_) => Ok(None),
-            Backend::Postgres(pg) => Ok(Some(Leases {
+            StateDb::Sled(_) => Ok(None),
+            StateDb::Postgres(pg) => Ok(Some(Leases {
                 leases: pg.leases().await?,
                 replicas: pg.replicas(ttl).await?,
             })),
@@ -60,16 +60,16 @@ impl Backend {
     }
 }
 
-async fn open(dir: &std::path::Path, state: &StateConfig) -> Result<Backend, StateError> {
+async fn open(dir: &std::path::Path, state: &StateConfig) -> Result<StateDb, StateError> {
     match state.backend {
         Kind::Sled => {
             let dir = dir.to_path_buf();
             let db = tokio::task::spawn_blocking(move || SledDb::open(&dir))
                 .await
                 .map_err(|e| StateError::Io(format!("opening the store: {e}")))??;
-            Ok(Backend::Sled(db))
+            Ok(StateDb::Sled(db))
         }
-        Kind::Postgres => Ok(Backend::Postgres(PgState::open(state).await?)),
+        Kind::Postgres => Ok(StateDb::Postgres(PgState::open(state).await?)),
     }
 }
 
@@ -84,16 +84,16 @@ pub struct Leases {
 /// workers, which open it anew after an I/O error: sled takes no write
 /// after one until it is opened again, even once the cause is gone.
 #[derive(Debug)]
-pub struct BackendSlot {
+pub struct StateDbSlot {
     dir: std::path::PathBuf,
     state: StateConfig,
-    current: RwLock<Option<(u64, Arc<Backend>)>>,
+    current: RwLock<Option<(u64, Arc<StateDb>)>>,
     generation: std::sync::atomic::AtomicU64,
 }
 
-impl BackendSlot {
-    pub fn new(file: &ConfigFile, backend: Backend) -> BackendSlot {
-        BackendSlot {
+impl StateDbSlot {
+    pub fn new(file: &ConfigFile, backend: StateDb) -> StateDbSlot {
+        StateDbSlot {
             dir: file.daemon.state_dir.clone(),
             state: file.state.clone(),
             current: RwLock::new(Some((0, Arc::new(backend)))),
@@ -102,14 +102,14 @@ impl BackendSlot {
     }
 
     /// The open backend and its generation (which changes when reopened).
-    pub fn get(&self) -> Option<(u64, Arc<Backend>)> {
+    pub fn get(&self) -> Option<(u64, Arc<StateDb>)> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    pub async fn get_or_open(&self) -> Result<(u64, Arc<Backend>), StateError> {
+    pub async fn get_or_open(&self) -> Result<(u64, Arc<StateDb>), StateError> {
         if let Some(b) = self.get() {
             return Ok(b);
         }
@@ -119,7 +119,7 @@ impl BackendSlot {
     /// Drops this handle and opens the backend again. sled holds its lock
     /// until every handle is gone: while another link's cycle still holds
     /// one, the open fails as locked and is tried at the next cycle.
-    pub async fn reopen(&self) -> Result<(u64, Arc<Backend>), StateError> {
+    pub async fn reopen(&self) -> Result<(u64, Arc<StateDb>), StateError> {
         self.current
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -127,7 +127,7 @@ impl BackendSlot {
         self.open().await
     }
 
-    async fn open(&self) -> Result<(u64, Arc<Backend>), StateError> {
+    async fn open(&self) -> Result<(u64, Arc<StateDb>), StateError> {
         let b = Arc::new(open(&self.dir, &self.state).await?);
         let g = self
             .generation
