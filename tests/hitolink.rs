@@ -115,7 +115,7 @@ async fn feed_read_during_writes_skips_nothing() {
                 iv.id,
                 iv.version
             );
-            let last = seen.insert(iv.id.clone(), iv.version);
+            let last = seen.insert(iv.id.to_string(), iv.version);
             assert!(last.is_none_or(|v| v < iv.version), "went back in time");
         }
         cursor = Some(page.next_cursor);

@@ -90,13 +90,13 @@ impl CalendarApi for ChaosGoogle<'_> {
         self.1.gate().await;
         self.0.list_page(s, p).await
     }
-    async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError> {
+    async fn get(&self, id: &hitosync_core::ids::EventId) -> Result<CalendarEvent, GoogleError> {
         self.1.gate().await;
         self.0.get(id).await
     }
     async fn insert(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::EventId,
         draft: &EventDraft,
         notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
@@ -105,7 +105,7 @@ impl CalendarApi for ChaosGoogle<'_> {
     }
     async fn patch(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::EventId,
         status: Option<EventStatus>,
         change: &EventChange,
         m: Option<&str>,
@@ -122,7 +122,7 @@ impl HitolinkApi for ChaosHitolink<'_> {
         self.1.gate().await;
         self.0.changes(c, l).await
     }
-    async fn get(&self, id: &str) -> Result<Interview, HitolinkError> {
+    async fn get(&self, id: &hitosync_core::ids::InterviewId) -> Result<Interview, HitolinkError> {
         self.1.gate().await;
         self.0.get(id).await
     }
@@ -132,7 +132,7 @@ impl HitolinkApi for ChaosHitolink<'_> {
     }
     async fn patch(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::InterviewId,
         p: InterviewPatch<'_>,
         v: u64,
     ) -> Result<Interview, HitolinkError> {
@@ -141,7 +141,7 @@ impl HitolinkApi for ChaosHitolink<'_> {
     }
     async fn decline(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::InterviewId,
         by: &Decliner,
         r: Option<&str>,
         v: u64,
@@ -969,7 +969,7 @@ async fn check(w: &World) -> Result<(), String> {
     for r in &records {
         let iv = Interview::from_record(r).map_err(|e| e.to_string())?;
         let view = hitolink_view(&iv, &p);
-        let ev = per_interview.get(&iv.id).map(|v| v[0]);
+        let ev = per_interview.get(iv.id.as_str()).map(|v| v[0]);
         match (view.cancelled, ev) {
             (true, None) => {}
             (true, Some(e)) if e["status"] == "cancelled" => {}

@@ -20,7 +20,7 @@ use hitosync::state::{
 fn snapshot(id: &str) -> Snapshot {
     Snapshot {
         interview_id: id.into(),
-        event_id: format!("ev{id}"),
+        event_id: format!("ev{id}").into(),
         fields: Fields {
             cancelled: false,
             slot: None,
@@ -100,11 +100,14 @@ async fn conformance(postgres: bool) {
     assert!(s.intents().await.unwrap().is_empty());
     assert_eq!(s.work_count().await.unwrap(), 0);
     assert_eq!(
-        s.record("iv_1").await.unwrap().unwrap().snapshot,
+        s.record(&"iv_1".into()).await.unwrap().unwrap().snapshot,
         snapshot("iv_1")
     );
     assert_eq!(
-        s.interview_for_event("eviv_1").await.unwrap().as_deref(),
+        s.interview_for_event(&"eviv_1".into())
+            .await
+            .unwrap()
+            .as_deref(),
         Some("iv_1")
     );
     // history is bounded
@@ -113,7 +116,7 @@ async fn conformance(postgres: bool) {
             .await
             .unwrap();
     }
-    let r = s.record("iv_1").await.unwrap().unwrap();
+    let r = s.record(&"iv_1".into()).await.unwrap().unwrap();
     assert_eq!(r.history.len(), hitosync::state::HISTORY_LEN);
     assert_eq!(r.history.last().unwrap().summary, "step 29");
     // cursors
@@ -125,7 +128,7 @@ async fn conformance(postgres: bool) {
     assert!(s.cursor(Side::Hitolink).await.unwrap().is_none());
     // records in batches, in ID order
     for i in 2..=5 {
-        let k = WorkKey::Interview(format!("iv_{i}"));
+        let k = WorkKey::Interview(format!("iv_{i}").into());
         commit(s, &k, Some(&snapshot(&format!("iv_{i}"))), 1, &[], None)
             .await
             .unwrap();
@@ -139,14 +142,19 @@ async fn conformance(postgres: bool) {
     let ids: Vec<String> = first
         .iter()
         .chain(&rest)
-        .map(|r| r.snapshot.interview_id.clone())
+        .map(|r| r.snapshot.interview_id.to_string())
         .collect();
     assert_eq!(ids, ["iv_1", "iv_2", "iv_3", "iv_4", "iv_5"]);
     // forgetting drops the mapping
     let k5 = WorkKey::Interview("iv_5".into());
     commit(s, &k5, None, 1, &[], None).await.unwrap();
     assert_eq!(s.record_count().await.unwrap(), 4);
-    assert!(s.interview_for_event("eviv_5").await.unwrap().is_none());
+    assert!(
+        s.interview_for_event(&"eviv_5".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     // conflicts: newest first
     let c = Conflict {
         field: "time".into(),
@@ -181,22 +189,22 @@ async fn conformance(postgres: bool) {
     // reports, once
     let now = Utc::now();
     assert!(
-        s.report("copy1", Some("iv_1"), "a copy", now)
+        s.report(&"copy1".into(), Some(&"iv_1".into()), "a copy", now)
             .await
             .unwrap()
     );
     assert!(
-        !s.report("copy1", Some("iv_1"), "a copy", now)
+        !s.report(&"copy1".into(), Some(&"iv_1".into()), "a copy", now)
             .await
             .unwrap()
     );
     assert_eq!(s.reports().await.unwrap().len(), 1);
-    s.clear_report("copy1").await.unwrap();
+    s.clear_report(&"copy1".into()).await.unwrap();
     assert!(s.reports().await.unwrap().is_empty());
     // another link's state is another's
     let other = b.store("brand-b").await;
     assert_eq!(other.record_count().await.unwrap(), 0);
-    assert!(other.record("iv_1").await.unwrap().is_none());
+    assert!(other.record(&"iv_1".into()).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -265,17 +273,17 @@ async fn work_and_queues(postgres: bool) {
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].1, "iv_q");
     assert!(
-        !s.link_written("iv_q", "not-its-event", 7, Utc::now())
+        !s.link_written(&"iv_q".into(), &"not-its-event".into(), 7, Utc::now())
             .await
             .unwrap()
     );
     assert!(
-        s.link_written("iv_q", "eviv_q", 7, Utc::now())
+        s.link_written(&"iv_q".into(), &"eviv_q".into(), 7, Utc::now())
             .await
             .unwrap()
     );
     assert!(s.pending_links(None, 10).await.unwrap().is_empty());
-    let r = s.record("iv_q").await.unwrap().unwrap();
+    let r = s.record(&"iv_q".into()).await.unwrap().unwrap();
     assert_eq!(
         (r.snapshot.event_ref, r.snapshot.hl_version),
         (EventRef::Written, 7)
@@ -285,7 +293,7 @@ async fn work_and_queues(postgres: bool) {
         .await
         .unwrap();
     assert_eq!(s.pending_link_count().await.unwrap(), 1);
-    s.drop_pending_link("iv_q").await.unwrap();
+    s.drop_pending_link(&"iv_q".into()).await.unwrap();
     assert_eq!(s.pending_link_count().await.unwrap(), 0);
 }
 
@@ -314,7 +322,7 @@ async fn a_page_of_work_is_written_in_one_transaction_on_postgres() {
     let pg = db.open().await;
     let (s, lease) = leased_store(&pg, "default").await;
     for i in 0..5 {
-        s.put_work(&WorkKey::Interview(format!("iv_{i}")), &[i], &i)
+        s.put_work(&WorkKey::Interview(format!("iv_{i}").into()), &[i], &i)
             .await
             .unwrap();
     }
@@ -369,7 +377,7 @@ async fn an_older_schema_is_migrated_and_a_newer_one_refused() {
     );
     let (s, _) = leased_store(&pg, "default").await;
     assert_eq!(
-        s.record("iv_1").await.unwrap().unwrap().snapshot,
+        s.record(&"iv_1".into()).await.unwrap().unwrap().snapshot,
         snapshot("iv_1")
     );
     // a newer schema

@@ -136,7 +136,7 @@ fn schedule(w: &World, n: usize) -> anyhow::Result<HashSet<String>> {
         if start < week
             && let Some(id) = r.body["id"].as_str()
         {
-            soon.insert(derived_event_id(id));
+            soon.insert(derived_event_id(id).into_string());
         }
     }
     Ok(soon)

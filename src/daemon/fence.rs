@@ -41,12 +41,12 @@ impl CalendarApi for FencedCalendar<'_> {
     ) -> Result<EventPage, GoogleError> {
         self.inner.list_page(sync_token, page_token).await
     }
-    async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError> {
+    async fn get(&self, id: &hitosync_core::ids::EventId) -> Result<CalendarEvent, GoogleError> {
         self.inner.get(id).await
     }
     async fn insert(
         &self,
-        event_id: &str,
+        event_id: &hitosync_core::ids::EventId,
         draft: &EventDraft,
         notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
@@ -58,7 +58,7 @@ impl CalendarApi for FencedCalendar<'_> {
     }
     async fn patch(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::EventId,
         status: Option<EventStatus>,
         change: &EventChange,
         if_match: Option<&str>,
@@ -77,7 +77,7 @@ impl HitolinkApi for FencedHitolink<'_> {
     async fn changes(&self, cursor: Option<&str>, limit: u32) -> Result<ChangePage, HitolinkError> {
         self.inner.changes(cursor, limit).await
     }
-    async fn get(&self, id: &str) -> Result<Interview, HitolinkError> {
+    async fn get(&self, id: &hitosync_core::ids::InterviewId) -> Result<Interview, HitolinkError> {
         self.inner.get(id).await
     }
     async fn create(
@@ -93,7 +93,7 @@ impl HitolinkApi for FencedHitolink<'_> {
     }
     async fn patch(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::InterviewId,
         patch: InterviewPatch<'_>,
         version: u64,
     ) -> Result<Interview, HitolinkError> {
@@ -105,7 +105,7 @@ impl HitolinkApi for FencedHitolink<'_> {
     }
     async fn decline(
         &self,
-        id: &str,
+        id: &hitosync_core::ids::InterviewId,
         by: &Decliner,
         reason: Option<&str>,
         version: u64,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::reconcile::EventRef;
 
-use crate::state::{Parked, Record, Report, StateError, StateStore};
+use crate::state::{InterviewId, Parked, Record, Report, StateError, StateStore};
 
 /// `inspect ID`: one interview's mapping, agreement and history.
 #[derive(Debug, Serialize)]
@@ -102,13 +102,14 @@ pub async fn inspect_output(
     id: &str,
     json: bool,
 ) -> Result<(String, u8), StateError> {
+    let iid = InterviewId::from(id);
     let view = InspectView {
-        record: store.record(id).await?,
+        record: store.record(&iid).await?,
         parked: store
             .parked()
             .await?
             .into_iter()
-            .find(|p| p.key == crate::state::WorkKey::Interview(id.to_string())),
+            .find(|p| p.key == crate::state::WorkKey::Interview(iid.clone())),
         lookalikes: store
             .reports()
             .await?

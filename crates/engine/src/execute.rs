@@ -4,6 +4,7 @@
 //! itself (its `Disposition`): cycle-ending failures (auth, a side down)
 //! come back as errors; what concerns one record comes back as a [`Step`].
 
+use hitosync_core::ids::{EventId, InterviewId};
 use hitosync_core::model::{CalendarEvent, EventStatus, Interview};
 use hitosync_core::reconcile::{
     Book, CalendarOp, HitolinkOp, Notify, Op, Plan, Seen, Snapshot, derived_event_id,
@@ -28,7 +29,7 @@ pub(crate) enum Step {
     Again {
         hitolink: Box<Seen<Interview>>,
         calendar: Box<Seen<CalendarEvent>>,
-        interview_id: Option<String>,
+        interview_id: Option<InterviewId>,
         writes: Writes,
     },
     Park(String),
@@ -92,7 +93,7 @@ impl Engine<'_> {
                                 // under the derived ID, and the write-back
                                 // sets the name right.
                                 if matches!(c, CalendarOp::Insert { .. })
-                                    && c.event_id() != derived_event_id(iid)
+                                    && *c.event_id() != derived_event_id(iid)
                                     && let Seen::Now(iv) = &item.hitolink
                                 {
                                     let mut iv = iv.clone();
@@ -310,7 +311,10 @@ impl Engine<'_> {
         }
     }
 
-    pub(crate) async fn get_interview(&self, id: &str) -> Result<Seen<Interview>, EngineError> {
+    pub(crate) async fn get_interview(
+        &self,
+        id: &InterviewId,
+    ) -> Result<Seen<Interview>, EngineError> {
         match self.hitolink.get(id).await {
             Ok(iv) => Ok(Seen::Now(iv)),
             Err(e) if e.disposition() == Disposition::Gone => Ok(Seen::Gone),
@@ -318,7 +322,7 @@ impl Engine<'_> {
         }
     }
 
-    pub(crate) async fn get_event(&self, id: &str) -> Result<Seen<CalendarEvent>, EngineError> {
+    pub(crate) async fn get_event(&self, id: &EventId) -> Result<Seen<CalendarEvent>, EngineError> {
         match self.calendar.get(id).await {
             Ok(ev) => Ok(Seen::Now(ev)),
             Err(e) if e.disposition() == Disposition::Gone => Ok(Seen::Gone),
@@ -370,7 +374,7 @@ impl Engine<'_> {
                 .filter(|g| Some(g.as_str()) != candidate.as_deref())
                 .cloned()
                 .collect(),
-            external_event_id: ev.id.clone(),
+            external_event_id: ev.id.to_string(),
             location: booking.location.clone(),
             video_conferencing_url: booking.meeting_url.clone(),
         };

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
+use hitosync_core::ids::{EventId, InterviewId};
 use hitosync_core::model::{CalendarEvent, Interview, Unsyncable};
 use hitosync_core::reconcile::{booking_of, derived_event_id};
 use hitosync_google::GoogleError;
@@ -158,7 +159,7 @@ impl Engine<'_> {
                     }
                     if let (Some(l), Some(id)) = (listed.as_mut(), &bad.id) {
                         // listed, just not readable: not gone
-                        l.ids.insert(id.clone());
+                        l.ids.insert(id.clone().into());
                     }
                 }
                 for ev in p.events {
@@ -201,7 +202,7 @@ impl Engine<'_> {
         mut cursor: Option<String>,
         now: DateTime<Utc>,
         out: &mut Ingested,
-    ) -> Result<Option<HashSet<String>>, EngineError> {
+    ) -> Result<Option<HashSet<InterviewId>>, EngineError> {
         'feed: loop {
             let full = cursor.is_none();
             let mut listed = full.then(HashSet::new);
@@ -238,7 +239,7 @@ impl Engine<'_> {
                     out.unreadable += 1;
                     warn!(position = bad.position, hash = %bad.hash, reason = %bad.reason, "a HITO-Link record without a usable id does not decode; left out (see the server)");
                     if let (Some(l), Some(id)) = (listed.as_mut(), &bad.id) {
-                        l.insert(id.clone());
+                        l.insert(InterviewId::from(id.as_str()));
                     }
                 }
                 for item in p.items {
@@ -279,7 +280,11 @@ impl Engine<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let mapped = match &bad.id {
-            Some(id) => self.store.interview_for_event(id).await?,
+            Some(id) => {
+                self.store
+                    .interview_for_event(&EventId::from(id.as_str()))
+                    .await?
+            }
             None => None,
         };
         match mapped {
@@ -309,9 +314,10 @@ impl Engine<'_> {
             Some(iid) => (WorkKey::Interview(iid), true),
             None => match ev.interview_id() {
                 Some(iid) => {
-                    let mapped = self.store.record(iid).await?.is_some();
-                    let derived = ev.id == derived_event_id(iid);
-                    (WorkKey::Interview(iid.to_string()), !mapped && derived)
+                    let iid = InterviewId::from(iid);
+                    let mapped = self.store.record(&iid).await?.is_some();
+                    let derived = ev.id == derived_event_id(&iid);
+                    (WorkKey::Interview(iid), !mapped && derived)
                 }
                 None => match booking_of(&ev, &self.policy) {
                     Ok(None) => return Ok(false),
@@ -369,14 +375,14 @@ impl Engine<'_> {
     async fn mark_gone(
         &self,
         work: &WorkSet<'_>,
-        events: Option<&HashSet<String>>,
-        interviews: Option<&HashSet<String>>,
+        events: Option<&HashSet<EventId>>,
+        interviews: Option<&HashSet<InterviewId>>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         // In batches: memory holds a batch of records, not the store.
-        let mut after: Option<String> = None;
+        let mut after: Option<InterviewId> = None;
         loop {
-            let batch = self.store.records_after(after.as_deref(), 500).await?;
+            let batch = self.store.records_after(after.as_ref(), 500).await?;
             let Some(last) = batch.last() else {
                 return Ok(());
             };
@@ -450,7 +456,7 @@ impl Engine<'_> {
 /// What a full calendar listing saw.
 #[derive(Debug, Default)]
 pub(crate) struct Listed {
-    pub ids: HashSet<String>,
+    pub ids: HashSet<EventId>,
     /// Events carrying an interview ID among them.
     pub managed: usize,
 }

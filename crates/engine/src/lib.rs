@@ -16,6 +16,10 @@
 //! records are committed or parked; so a crash anywhere loses nothing, and
 //! the next cycle picks up where this one stopped.
 
+// Every arm on an error, a decision or an operation is spelled out: a new
+// variant must be decided where it is met, never fall into a wildcard.
+#![deny(clippy::wildcard_enum_match_arm)]
+
 mod apply;
 mod breaker;
 mod execute;

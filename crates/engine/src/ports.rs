@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use hitosync_core::ids::{EventId, InterviewId};
 use hitosync_core::model::{CalendarEvent, EventStatus, Interview};
 use hitosync_core::reconcile::{Decliner, EventChange, EventDraft, Notify};
 use hitosync_google::{CalendarClient, EventPage, GoogleError};
@@ -18,16 +19,16 @@ pub trait CalendarApi: Send + Sync {
         sync_token: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<EventPage, GoogleError>;
-    async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError>;
+    async fn get(&self, id: &EventId) -> Result<CalendarEvent, GoogleError>;
     async fn insert(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         draft: &EventDraft,
         notify: Notify,
     ) -> Result<CalendarEvent, GoogleError>;
     async fn patch(
         &self,
-        id: &str,
+        id: &EventId,
         status: Option<EventStatus>,
         change: &EventChange,
         if_match: Option<&str>,
@@ -38,7 +39,7 @@ pub trait CalendarApi: Send + Sync {
 #[async_trait]
 pub trait HitolinkApi: Send + Sync {
     async fn changes(&self, cursor: Option<&str>, limit: u32) -> Result<ChangePage, HitolinkError>;
-    async fn get(&self, id: &str) -> Result<Interview, HitolinkError>;
+    async fn get(&self, id: &InterviewId) -> Result<Interview, HitolinkError>;
     async fn create(
         &self,
         new: &NewInterview,
@@ -46,13 +47,13 @@ pub trait HitolinkApi: Send + Sync {
     ) -> Result<Interview, HitolinkError>;
     async fn patch(
         &self,
-        id: &str,
+        id: &InterviewId,
         patch: InterviewPatch<'_>,
         version: u64,
     ) -> Result<Interview, HitolinkError>;
     async fn decline(
         &self,
-        id: &str,
+        id: &InterviewId,
         by: &Decliner,
         reason: Option<&str>,
         version: u64,
@@ -70,12 +71,12 @@ impl CalendarApi for CalendarClient {
     ) -> Result<EventPage, GoogleError> {
         CalendarClient::list_page(self, sync_token, page_token).await
     }
-    async fn get(&self, id: &str) -> Result<CalendarEvent, GoogleError> {
+    async fn get(&self, id: &EventId) -> Result<CalendarEvent, GoogleError> {
         CalendarClient::get(self, id).await
     }
     async fn insert(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         draft: &EventDraft,
         notify: Notify,
     ) -> Result<CalendarEvent, GoogleError> {
@@ -83,7 +84,7 @@ impl CalendarApi for CalendarClient {
     }
     async fn patch(
         &self,
-        id: &str,
+        id: &EventId,
         status: Option<EventStatus>,
         change: &EventChange,
         if_match: Option<&str>,
@@ -98,7 +99,7 @@ impl HitolinkApi for HitolinkClient {
     async fn changes(&self, cursor: Option<&str>, limit: u32) -> Result<ChangePage, HitolinkError> {
         HitolinkClient::changes(self, cursor, limit).await
     }
-    async fn get(&self, id: &str) -> Result<Interview, HitolinkError> {
+    async fn get(&self, id: &InterviewId) -> Result<Interview, HitolinkError> {
         HitolinkClient::get(self, id).await
     }
     async fn create(
@@ -110,7 +111,7 @@ impl HitolinkApi for HitolinkClient {
     }
     async fn patch(
         &self,
-        id: &str,
+        id: &InterviewId,
         patch: InterviewPatch<'_>,
         version: u64,
     ) -> Result<Interview, HitolinkError> {
@@ -118,7 +119,7 @@ impl HitolinkApi for HitolinkClient {
     }
     async fn decline(
         &self,
-        id: &str,
+        id: &InterviewId,
         by: &Decliner,
         reason: Option<&str>,
         version: u64,

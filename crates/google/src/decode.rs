@@ -141,7 +141,7 @@ pub fn event_from_api(ev: Event) -> Result<CalendarEvent, GoogleError> {
         all_day,
         recurring: ev.recurrence.is_some_and(|r| !r.is_empty()),
         recurring_event_id: ev.recurring_event_id,
-        id,
+        id: id.into(),
     })
 }
 

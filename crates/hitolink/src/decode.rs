@@ -34,7 +34,7 @@ pub(crate) fn change_item(item: &RawItem) -> Result<Result<Interview, Unsyncable
                 .to_string();
         return match usable {
             Some(id) => Ok(Err(Unsyncable {
-                id: id.to_string(),
+                id: id.into(),
                 reason,
             })),
             None => Err(unreadable(reason)),
@@ -43,7 +43,7 @@ pub(crate) fn change_item(item: &RawItem) -> Result<Result<Interview, Unsyncable
     match (Interview::from_json(&item.value), usable) {
         (Ok(iv), _) => Ok(Ok(iv)),
         (Err(u), Some(id)) => Ok(Err(Unsyncable {
-            id: id.to_string(),
+            id: id.into(),
             reason: u.reason,
         })),
         (Err(u), None) => Err(unreadable(match item.value.get("id") {
@@ -73,7 +73,7 @@ pub(crate) fn decode_record(bytes: &[u8], what: &str) -> Result<Interview, Hitol
         Ok(Ok(iv)) => Ok(iv),
         Ok(Err(u)) => Err(HitolinkError::Unsyncable(u)),
         Err(bad) => Err(HitolinkError::Unsyncable(Unsyncable {
-            id: what.to_string(),
+            id: what.into(),
             reason: bad.reason,
         })),
     }

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use hitosync_state::{Report, StateError, WorkKey, decode, encode, order_index_key};
+use hitosync_state::{
+    EventId, InterviewId, Report, StateError, WorkKey, decode, encode, order_index_key,
+};
 
 use crate::PgStore;
 
@@ -146,8 +148,8 @@ impl PgStore {
 
     pub(crate) async fn put_report(
         &self,
-        event_id: &str,
-        interview_id: Option<&str>,
+        event_id: &EventId,
+        interview_id: Option<&InterviewId>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StateError> {
@@ -163,8 +165,8 @@ impl PgStore {
             .await?;
         let new = old.as_ref().is_none_or(|o| o.reason != reason);
         let r = Report {
-            event_id: event_id.to_string(),
-            interview_id: interview_id.map(str::to_string),
+            event_id: event_id.clone(),
+            interview_id: interview_id.cloned(),
             reason: reason.to_string(),
             first_seen: old.map(|o| o.first_seen).unwrap_or(now),
             last_seen: now,
@@ -173,7 +175,7 @@ impl PgStore {
         tx.execute(
             "INSERT INTO hitosync_reports (link, event_id, body) VALUES ($1, $2, $3)
              ON CONFLICT (link, event_id) DO UPDATE SET body = EXCLUDED.body",
-            &[&self.link, &event_id, &body],
+            &[&self.link, &event_id.as_str(), &body],
         )
         .await
         .map_err(db)?;

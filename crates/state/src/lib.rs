@@ -24,6 +24,7 @@ mod sledstore;
 mod store;
 
 pub use codec::{decode, decode_value, encode, encode_value, order_index_key};
+pub use hitosync_core::ids::{EventId, InterviewId};
 pub use meta_key::{BREAKER, MetaKey};
 pub use sledstore::{SledDb, Store};
 pub use store::{StateStore, StateStoreExt, park_wait};
@@ -134,8 +135,8 @@ pub struct Intent {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum WorkKey {
-    Interview(String),
-    Event(String),
+    Interview(InterviewId),
+    Event(EventId),
 }
 
 impl WorkKey {
@@ -149,10 +150,9 @@ impl WorkKey {
 
     pub fn from_db_key(s: &str) -> Option<WorkKey> {
         if let Some(id) = s.strip_prefix("iv:") {
-            Some(WorkKey::Interview(id.to_string()))
+            Some(WorkKey::Interview(id.into()))
         } else {
-            s.strip_prefix("ev:")
-                .map(|id| WorkKey::Event(id.to_string()))
+            s.strip_prefix("ev:").map(|id| WorkKey::Event(id.into()))
         }
     }
 }
@@ -189,8 +189,8 @@ pub struct Parked {
 /// or a booking on a shape that cannot book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    pub event_id: String,
-    pub interview_id: Option<String>,
+    pub event_id: EventId,
+    pub interview_id: Option<InterviewId>,
     pub reason: String,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
@@ -202,7 +202,7 @@ pub struct Commit<'a> {
     /// The work that came to this outcome (an interview, or the event of a
     /// booking); its intent, parking and pending work are settled.
     pub key: &'a WorkKey,
-    pub interview_id: &'a str,
+    pub interview_id: &'a InterviewId,
     /// `None` drops the mapping.
     pub snapshot: Option<&'a Snapshot>,
     pub entry: HistoryEntry,
@@ -219,7 +219,7 @@ impl Commit<'_> {
         match self.key {
             WorkKey::Event(_) => vec![
                 self.key.clone(),
-                WorkKey::Interview(self.interview_id.to_string()),
+                WorkKey::Interview(self.interview_id.clone()),
             ],
             WorkKey::Interview(_) => vec![self.key.clone()],
         }
@@ -253,7 +253,7 @@ impl Commit<'_> {
 impl Record {
     /// The interview's half of the link was written back at `version`: the
     /// snapshot says so and the history has a line for it.
-    pub fn mark_link_written(&mut self, event_id: &str, version: u64, at: DateTime<Utc>) {
+    pub fn mark_link_written(&mut self, event_id: &EventId, version: u64, at: DateTime<Utc>) {
         self.snapshot.event_ref = hitosync_core::reconcile::EventRef::Written;
         self.snapshot.hl_version = self.snapshot.hl_version.max(version);
         self.history.push(HistoryEntry {
@@ -271,7 +271,7 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictEntry {
     pub at: DateTime<Utc>,
-    pub interview_id: String,
+    pub interview_id: InterviewId,
     pub conflict: Conflict,
 }
 

@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hitosync_core::ids::{EventId, InterviewId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,8 +25,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn location(&self) -> String;
 
     // --- records -----------------------------------------------------------
-    async fn record(&self, interview_id: &str) -> Result<Option<Record>, StateError>;
-    async fn interview_for_event(&self, event_id: &str) -> Result<Option<String>, StateError>;
+    async fn record(&self, interview_id: &InterviewId) -> Result<Option<Record>, StateError>;
+    async fn interview_for_event(
+        &self,
+        event_id: &EventId,
+    ) -> Result<Option<InterviewId>, StateError>;
     /// Stores a decision's outcome in one transaction: the new snapshot (or
     /// its removal), one history line, the conflicts, the pending-link
     /// index; and settles the record's intent, parking and work.
@@ -33,20 +37,20 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Up to `limit` mapped interviews in ID order after `after`.
     async fn records_after(
         &self,
-        after: Option<&str>,
+        after: Option<&InterviewId>,
         limit: usize,
     ) -> Result<Vec<Record>, StateError>;
     async fn record_count(&self) -> Result<usize, StateError>;
     /// The interview's half of the link was written back (at `version`).
     async fn link_written(
         &self,
-        interview_id: &str,
-        event_id: &str,
+        interview_id: &InterviewId,
+        event_id: &EventId,
         version: u64,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError>;
     /// The interview left the write-back queue without a write.
-    async fn drop_pending_link(&self, interview_id: &str) -> Result<(), StateError>;
+    async fn drop_pending_link(&self, interview_id: &InterviewId) -> Result<(), StateError>;
 
     // --- cursors, intents, parking -----------------------------------------
     async fn cursor(&self, side: Side) -> Result<Option<Cursor>, StateError>;
@@ -86,12 +90,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Records a report; returns whether it is new (logged once).
     async fn report(
         &self,
-        event_id: &str,
-        interview_id: Option<&str>,
+        event_id: &EventId,
+        interview_id: Option<&InterviewId>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StateError>;
-    async fn clear_report(&self, event_id: &str) -> Result<(), StateError>;
+    async fn clear_report(&self, event_id: &EventId) -> Result<(), StateError>;
     async fn reports(&self) -> Result<Vec<Report>, StateError>;
 
     // --- the work set and the write-back queue ---------------------------
@@ -121,7 +125,7 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, String)>, StateError>;
+    ) -> Result<Vec<(Vec<u8>, InterviewId)>, StateError>;
     async fn pending_link_count(&self) -> Result<usize, StateError>;
 
     /// Whether the store still takes writes (after an I/O error).

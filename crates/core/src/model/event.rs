@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{INTERVIEW_ID_PROPERTY, Response, Slot};
+use crate::ids::EventId;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,7 +73,7 @@ pub struct Organizer {
 /// One event of the organizer calendar, as hitosync needs to see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarEvent {
-    pub id: String,
+    pub id: EventId,
     pub etag: String,
     pub status: EventStatus,
     pub summary: Option<String>,

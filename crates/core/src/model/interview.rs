@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::{Response, Slot};
+use crate::ids::{EventId, InterviewId};
 use crate::policy::is_email;
 
 // ---------------------------------------------------------------------------
@@ -154,7 +155,7 @@ pub struct Decline {
 /// A validated interview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interview {
-    pub id: String,
+    pub id: InterviewId,
     pub version: u64,
     pub application_id: String,
     pub candidate: Person,
@@ -169,7 +170,7 @@ pub struct Interview {
     pub interviewers: Vec<Interviewer>,
     pub candidate_response: Response,
     pub decline: Option<Decline>,
-    pub external_event_id: Option<String>,
+    pub external_event_id: Option<EventId>,
     pub updated_at: DateTime<Utc>,
     pub deleted: bool,
 }
@@ -178,8 +179,8 @@ pub struct Interview {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("interview {id}: cannot sync: {reason}")]
 pub struct Unsyncable {
-    /// The record's id when even that could not be read.
-    pub id: String,
+    /// The record's id (a placeholder when even that could not be read).
+    pub id: InterviewId,
     pub reason: String,
 }
 
@@ -193,7 +194,7 @@ impl Interview {
     /// Validates one wire record.
     pub fn from_record(r: &InterviewRecord) -> Result<Interview, Unsyncable> {
         Interview::validate(r).map_err(|reason| Unsyncable {
-            id: r.id.clone(),
+            id: InterviewId::new(r.id.clone()),
             reason,
         })
     }
@@ -207,7 +208,7 @@ impl Interview {
                     .get("id")
                     .and_then(|v| v.as_str())
                     .unwrap_or("<no id>")
-                    .to_string(),
+                    .into(),
                 reason: format!("malformed record: {e}"),
             })?;
         Interview::from_record(&record)
@@ -300,7 +301,7 @@ impl Interview {
             parse_time("deleted_at", d)?;
         }
         Ok(Interview {
-            id: r.id.clone(),
+            id: InterviewId::new(r.id.clone()),
             version: r.version,
             application_id: r.application_id.clone(),
             candidate: r.candidate.clone(),
@@ -318,7 +319,7 @@ impl Interview {
             interviewers,
             candidate_response,
             decline,
-            external_event_id: r.external_event_id.clone(),
+            external_event_id: r.external_event_id.clone().map(EventId::new),
             updated_at,
             deleted: r.deleted_at.is_some(),
         })

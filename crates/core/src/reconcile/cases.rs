@@ -9,6 +9,7 @@ use super::view::{
     parse_meeting_url, presentation,
 };
 use super::{Policy, Seen};
+use crate::ids::InterviewId;
 use crate::model::{CalendarEvent, EventShape, EventStatus, Interview};
 
 /// Which of the events that claim an interview is its event, and which are
@@ -19,7 +20,7 @@ use crate::model::{CalendarEvent, EventShape, EventStatus, Interview};
 /// first made of those that claim it. Foreign events and instances of a
 /// series are never chosen.
 pub(super) fn choose<'a>(
-    interview_id: &str,
+    interview_id: &InterviewId,
     snapshot: Option<&Snapshot>,
     iv: Option<&Interview>,
     calendar: Seen<&'a CalendarEvent>,
@@ -44,10 +45,7 @@ pub(super) fn choose<'a>(
             // The event at hand is the one at the derived ID, or the one
             // this interview was just booked from; then the derived ID among
             // the rest; then the event the interview names.
-            let at_hand = match calendar {
-                Seen::Now(ev) => Some(ev).filter(eligible),
-                _ => None,
-            };
+            let at_hand = calendar.now().copied().filter(eligible);
             let find = |want: &str| all.iter().copied().filter(eligible).find(|e| e.id == want);
             at_hand
                 .or_else(|| find(&derived))
@@ -104,10 +102,7 @@ pub(super) fn decide_mapped(
         match ev.shape(&policy.organizer) {
             EventShape::Single => {}
             shape @ (EventShape::AllDay | EventShape::Recurring) => {
-                let hitolink_time = match hitolink {
-                    Seen::Now(iv) => Some(iv.updated_at),
-                    _ => None,
-                };
+                let hitolink_time = hitolink.now().map(|iv| iv.updated_at);
                 if google_wins(policy, hitolink_time, ev.updated) {
                     return refused(
                         snap,
@@ -262,7 +257,7 @@ pub(super) fn decide_unmapped(
         (Seen::NoNews | Seen::Gone, Seen::Now(ev)) => match ev.interview_id() {
             Some(iid) => Decision::quiet(
                 Case::OrphanEvent,
-                Some(iid.to_string()),
+                Some(InterviewId::from(iid)),
                 Some(ev.id.clone()),
                 Mapping::Untouched,
                 "managed event whose interview HITO-Link has not shown; left alone",

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{EventId, InterviewId};
+
 use super::ops::{Booking, CalendarOp, Case, Conflict, HitolinkOp, LookAlike, Op};
 use super::view::{EventRef, Snapshot};
 
@@ -32,8 +34,8 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quiet {
     pub case: Case,
-    pub interview_id: Option<String>,
-    pub event_id: Option<String>,
+    pub interview_id: Option<InterviewId>,
+    pub event_id: Option<EventId>,
     pub mapping: Mapping,
     pub summary: String,
 }
@@ -56,15 +58,15 @@ pub enum Mapping {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     /// `None` for a booking that cannot book.
-    pub interview_id: Option<String>,
-    pub event_id: String,
+    pub interview_id: Option<InterviewId>,
+    pub event_id: EventId,
     pub reason: String,
 }
 
 /// A booking to make in HITO-Link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Book {
-    pub event_id: String,
+    pub event_id: EventId,
     pub booking: Booking,
 }
 
@@ -73,8 +75,8 @@ pub struct Book {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub case: Case,
-    pub interview_id: String,
-    pub event_id: String,
+    pub interview_id: InterviewId,
+    pub event_id: EventId,
     /// Run now, in order, by the executor.
     pub ops: Vec<Op>,
     pub conflicts: Vec<Conflict>,
@@ -97,8 +99,8 @@ pub struct Decided {
 impl Decision {
     pub(super) fn quiet(
         case: Case,
-        interview_id: Option<String>,
-        event_id: Option<String>,
+        interview_id: Option<InterviewId>,
+        event_id: Option<EventId>,
         mapping: Mapping,
         summary: impl Into<String>,
     ) -> Decision {
@@ -120,18 +122,18 @@ impl Decision {
         }
     }
 
-    pub fn interview_id(&self) -> Option<&str> {
+    pub fn interview_id(&self) -> Option<&InterviewId> {
         match self {
-            Decision::Quiet(q) => q.interview_id.as_deref(),
-            Decision::Refused(r) => r.interview_id.as_deref(),
+            Decision::Quiet(q) => q.interview_id.as_ref(),
+            Decision::Refused(r) => r.interview_id.as_ref(),
             Decision::Book(_) => None,
             Decision::Write(p) => Some(&p.interview_id),
         }
     }
 
-    pub fn event_id(&self) -> Option<&str> {
+    pub fn event_id(&self) -> Option<&EventId> {
         match self {
-            Decision::Quiet(q) => q.event_id.as_deref(),
+            Decision::Quiet(q) => q.event_id.as_ref(),
             Decision::Refused(r) => Some(&r.event_id),
             Decision::Book(b) => Some(&b.event_id),
             Decision::Write(p) => Some(&p.event_id),
@@ -281,9 +283,9 @@ impl Plan {
 /// Pure bookkeeping, so it may trail behind every calendar write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRefWrite {
-    pub interview_id: String,
+    pub interview_id: InterviewId,
     pub if_match: u64,
-    pub event_id: String,
+    pub event_id: EventId,
 }
 
 impl fmt::Display for EventRefWrite {

@@ -16,6 +16,7 @@ use super::ops::{CalendarOp, Case, Conflict, EventChange, Op};
 use super::view::{
     EventRef, Fields, Presentation, Snapshot, calendar_view, hitolink_view, presentation,
 };
+use crate::ids::EventId;
 use crate::model::{Attendee, CalendarEvent, Interview};
 use crate::policy::{ConflictPolicy, OnDecline, OnEventDeleted};
 
@@ -394,7 +395,7 @@ fn plan_writes(
 
 pub(super) fn snapshot_of(
     iv: &Interview,
-    event_id: &str,
+    event_id: &EventId,
     fields: Fields,
     pres: Presentation,
     event: Option<&CalendarEvent>,
@@ -402,7 +403,7 @@ pub(super) fn snapshot_of(
 ) -> Snapshot {
     Snapshot {
         interview_id: iv.id.clone(),
-        event_id: event_id.to_string(),
+        event_id: event_id.clone(),
         fields,
         presentation: pres,
         candidate_email: iv.candidate.email.as_ref().map(|e| e.to_ascii_lowercase()),

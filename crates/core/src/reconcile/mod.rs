@@ -39,6 +39,7 @@ pub use view::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::InterviewId;
 use crate::model::{CalendarEvent, Interview};
 use crate::policy::{ConflictPolicy, OnDecline, OnEventDeleted};
 
@@ -130,12 +131,12 @@ pub fn decide_among(
             calendar
                 .now()
                 .and_then(|ev| ev.interview_id())
-                .map(str::to_string)
+                .map(InterviewId::from)
         })
         .or_else(|| {
             claimants
                 .iter()
-                .find_map(|e| e.interview_id().map(str::to_string))
+                .find_map(|e| e.interview_id().map(InterviewId::from))
         });
     let (calendar, lookalikes) = match &interview_id {
         Some(iid) => cases::choose(

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{EventId, InterviewId};
 use crate::model::{Attendee, EventShape, InterviewStatus, Response, Slot};
 
 /// Whom a calendar write tells. Attendees are mailed only about what they
@@ -60,10 +61,13 @@ impl EventChange {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CalendarOp {
     /// Insert under a client-chosen ID; `409` means it exists (adopt it).
-    Insert { event_id: String, draft: EventDraft },
+    Insert {
+        event_id: EventId,
+        draft: EventDraft,
+    },
     /// Change a live event.
     Patch {
-        event_id: String,
+        event_id: EventId,
         if_match: Option<String>,
         change: EventChange,
         notify: Notify,
@@ -71,26 +75,26 @@ pub enum CalendarOp {
     /// Bring a cancelled event back (`status: confirmed`); an ID cannot be
     /// inserted twice. Attendees are told.
     Restore {
-        event_id: String,
+        event_id: EventId,
         if_match: Option<String>,
         change: EventChange,
     },
     /// Cancel the event (`status: cancelled`); attendees are told.
     Cancel {
-        event_id: String,
+        event_id: EventId,
         if_match: Option<String>,
         change: EventChange,
     },
     /// Write hitosync's private properties only; nobody is told.
     Stamp {
-        event_id: String,
+        event_id: EventId,
         if_match: Option<String>,
         private: BTreeMap<String, String>,
     },
 }
 
 impl CalendarOp {
-    pub fn event_id(&self) -> &str {
+    pub fn event_id(&self) -> &EventId {
         match self {
             CalendarOp::Insert { event_id, .. }
             | CalendarOp::Patch { event_id, .. }
@@ -161,24 +165,27 @@ pub struct Booking {
 pub enum HitolinkOp {
     /// `PATCH` of the synced fields.
     Patch {
-        interview_id: String,
+        interview_id: InterviewId,
         if_match: u64,
         change: InterviewChange,
     },
     /// `POST decline`.
     Decline {
-        interview_id: String,
+        interview_id: InterviewId,
         if_match: u64,
         by: Decliner,
         idempotency_key: String,
     },
     /// `PATCH status: canceled`.
-    Cancel { interview_id: String, if_match: u64 },
+    Cancel {
+        interview_id: InterviewId,
+        if_match: u64,
+    },
 }
 
 impl HitolinkOp {
     /// The interview it writes.
-    pub fn interview_id(&self) -> &str {
+    pub fn interview_id(&self) -> &InterviewId {
         match self {
             HitolinkOp::Patch { interview_id, .. }
             | HitolinkOp::Decline { interview_id, .. }
@@ -266,21 +273,26 @@ pub enum Case {
 /// event: never written, never adopted, reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookAlike {
-    pub event_id: String,
-    pub interview_id: String,
+    pub event_id: EventId,
+    pub interview_id: InterviewId,
     pub why: String,
 }
 
 impl LookAlike {
-    pub fn new(event_id: &str, interview_id: &str, shape: EventShape) -> LookAlike {
+    pub fn new(event_id: &EventId, interview_id: &InterviewId, shape: EventShape) -> LookAlike {
         LookAlike {
-            event_id: event_id.to_string(),
-            interview_id: interview_id.to_string(),
+            event_id: event_id.clone(),
+            interview_id: interview_id.clone(),
             why: match shape {
                 EventShape::Single => {
                     "carries the interview's ID but is not its event (a copy)".to_string()
                 }
-                other => format!("carries the interview's ID but is {}", other.describe()),
+                other @ (EventShape::AllDay
+                | EventShape::Recurring
+                | EventShape::Instance
+                | EventShape::Foreign) => {
+                    format!("carries the interview's ID but is {}", other.describe())
+                }
             },
         }
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Policy;
+use crate::ids::{EventId, InterviewId};
 use crate::model::{
     Attendee, CalendarEvent, EventStatus, Interview, InterviewStatus, Response, Slot,
 };
@@ -85,8 +86,8 @@ pub enum EventRef {
 /// What both sides last agreed on, per mapped interview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub interview_id: String,
-    pub event_id: String,
+    pub interview_id: InterviewId,
+    pub event_id: EventId,
     pub fields: Fields,
     pub presentation: Presentation,
     pub candidate_email: Option<String>,
@@ -108,7 +109,7 @@ pub struct Snapshot {
 /// The event ID of an interview: base32hex of its ID, so that a create
 /// retried after a crash or a lost store meets `409` instead of making a
 /// second event.
-pub fn derived_event_id(interview_id: &str) -> String {
+pub fn derived_event_id(interview_id: &str) -> EventId {
     let mut id = data_encoding::BASE32HEX_NOPAD
         .encode(interview_id.as_bytes())
         .to_ascii_lowercase();
@@ -116,7 +117,7 @@ pub fn derived_event_id(interview_id: &str) -> String {
         id.push('0');
     }
     id.truncate(1024);
-    id
+    EventId::new(id)
 }
 
 /// HITO-Link's view of the synced fields.

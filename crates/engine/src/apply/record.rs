@@ -58,7 +58,7 @@ impl Engine<'_> {
         // A decision kept by the first pass was counted there.
         let mut counted = pass != Pass::Visible && decision.is_destructive();
         let mut attempt = Attempt::First;
-        let mut interview_id = decision.interview_id().map(str::to_string);
+        let mut interview_id = decision.interview_id().cloned();
         let mut writes = Writes::default();
         for _ in 0..MAX_ATTEMPTS {
             if decision.is_destructive() && !counted {
@@ -178,7 +178,7 @@ impl Engine<'_> {
                             }
                             let iid = decision
                                 .interview_id()
-                                .map(str::to_string)
+                                .cloned()
                                 .or(interview_id)
                                 .unwrap_or_default();
                             let queued = snapshot.event_ref_write().is_some();

@@ -9,6 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info_span, warn};
 
+use hitosync_core::ids::InterviewId;
 use hitosync_hitolink::{HitolinkError, InterviewPatch};
 use hitosync_net::disposition::{Disposed, Disposition};
 use hitosync_state::{StateStoreExt, WorkKey};
@@ -86,7 +87,7 @@ impl Engine<'_> {
 
     /// Writes one interview's `external_event_id`; `false` when nothing was
     /// left to write.
-    async fn write_back(&self, iid: &str, now: DateTime<Utc>) -> Result<bool, EngineError> {
+    async fn write_back(&self, iid: &InterviewId, now: DateTime<Utc>) -> Result<bool, EngineError> {
         let Some(rec) = self.store.record(iid).await? else {
             self.store.drop_pending_link(iid).await?;
             return Ok(false);
@@ -98,7 +99,7 @@ impl Engine<'_> {
         };
         let mut version = write.if_match;
         for _ in 0..2 {
-            let span = info_span!("record", key = %WorkKey::Interview(iid.to_string()), case = "write_back");
+            let span = info_span!("record", key = %WorkKey::Interview(iid.clone()), case = "write_back");
             let e = match self
                 .hitolink
                 .patch(
@@ -141,7 +142,7 @@ impl Engine<'_> {
                 }
                 Disposition::Rejected => {
                     self.store.drop_pending_link(iid).await?;
-                    let key = WorkKey::Interview(iid.to_string());
+                    let key = WorkKey::Interview(iid.clone());
                     self.store
                         .park(
                             &key,

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hitosync_state::{
-    CONFLICT_LOG_LEN, Commit, ConflictEntry, Cursor, Intent, Parked, Record, Report, Side,
-    StateError, StateStore, WorkKey, decode, encode, order_index_key,
+    CONFLICT_LOG_LEN, Commit, ConflictEntry, Cursor, EventId, Intent, InterviewId, Parked, Record,
+    Report, Side, StateError, StateStore, WorkKey, decode, encode, order_index_key,
 };
 
 use super::{PgStore, text};
@@ -23,7 +23,8 @@ impl StateStore for PgStore {
         self.db.target().to_string()
     }
 
-    async fn record(&self, interview_id: &str) -> Result<Option<Record>, StateError> {
+    async fn record(&self, interview_id: &InterviewId) -> Result<Option<Record>, StateError> {
+        let interview_id: &str = interview_id;
         let body = self
             .one_body(
                 "SELECT body FROM hitosync_records WHERE link = $1 AND interview_id = $2",
@@ -34,19 +35,24 @@ impl StateStore for PgStore {
             .transpose()
     }
 
-    async fn interview_for_event(&self, event_id: &str) -> Result<Option<String>, StateError> {
-        self.one_body(
+    async fn interview_for_event(
+        &self,
+        event_id: &EventId,
+    ) -> Result<Option<InterviewId>, StateError> {
+        let event_id: &str = event_id;
+        Ok(self.one_body(
             "SELECT interview_id FROM hitosync_records WHERE link = $1 AND event_id = $2 ORDER BY interview_id LIMIT 1",
             event_id,
         )
-        .await
+        .await?
+        .map(InterviewId::new))
     }
 
     async fn commit(&self, c: Commit<'_>) -> Result<(), StateError> {
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
         let db = |e| self.db.db_err(e);
-        let iid = c.interview_id;
+        let iid: &str = c.interview_id;
         let old: Option<Record> = self
             .locked_body(
                 &tx,
@@ -60,7 +66,7 @@ impl StateStore for PgStore {
                 tx.execute(
                     "INSERT INTO hitosync_records (link, interview_id, event_id, body) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (link, interview_id) DO UPDATE SET event_id = EXCLUDED.event_id, body = EXCLUDED.body",
-                    &[&self.link, &iid, &rec.snapshot.event_id, &body],
+                    &[&self.link, &iid, &rec.snapshot.event_id.as_str(), &body],
                 )
                 .await
                 .map_err(db)?;
@@ -79,7 +85,7 @@ impl StateStore for PgStore {
         for conflict in c.conflicts {
             let body = text(&encode(&ConflictEntry {
                 at: c.entry.at,
-                interview_id: iid.to_string(),
+                interview_id: c.interview_id.clone(),
                 conflict: conflict.clone(),
             })?);
             tx.execute(
@@ -132,9 +138,10 @@ impl StateStore for PgStore {
 
     async fn records_after(
         &self,
-        after: Option<&str>,
+        after: Option<&InterviewId>,
         limit: usize,
     ) -> Result<Vec<Record>, StateError> {
+        let after: Option<&str> = after.map(InterviewId::as_str);
         let rows = self
             .query_bodies(
                 "SELECT interview_id, body FROM hitosync_records WHERE link = $1 AND ($2::text IS NULL OR interview_id > $2)
@@ -153,11 +160,13 @@ impl StateStore for PgStore {
 
     async fn link_written(
         &self,
-        interview_id: &str,
-        event_id: &str,
+        interview_id: &InterviewId,
+        event_id: &EventId,
         version: u64,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError> {
+        let (interview_id, event_ref): (&str, &EventId) = (interview_id, event_id);
+        let event_id: &str = event_id;
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
         let db = |e| self.db.db_err(e);
@@ -174,7 +183,7 @@ impl StateStore for PgStore {
         if rec.snapshot.event_id != event_id {
             return Ok(false);
         }
-        rec.mark_link_written(event_id, version, at);
+        rec.mark_link_written(event_ref, version, at);
         let body = text(&encode(&rec)?);
         tx.execute(
             "UPDATE hitosync_records SET body = $3 WHERE link = $1 AND interview_id = $2",
@@ -192,7 +201,8 @@ impl StateStore for PgStore {
         Ok(true)
     }
 
-    async fn drop_pending_link(&self, interview_id: &str) -> Result<(), StateError> {
+    async fn drop_pending_link(&self, interview_id: &InterviewId) -> Result<(), StateError> {
+        let interview_id: &str = interview_id;
         let mut client = self.writer().await?;
         let tx = self.begin(&mut client).await?;
         tx.execute(
@@ -402,15 +412,15 @@ impl StateStore for PgStore {
 
     async fn report(
         &self,
-        event_id: &str,
-        interview_id: Option<&str>,
+        event_id: &EventId,
+        interview_id: Option<&InterviewId>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StateError> {
         self.put_report(event_id, interview_id, reason, now).await
     }
 
-    async fn clear_report(&self, event_id: &str) -> Result<(), StateError> {
+    async fn clear_report(&self, event_id: &EventId) -> Result<(), StateError> {
         self.remove_report(event_id).await
     }
 
@@ -464,8 +474,13 @@ impl StateStore for PgStore {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, String)>, StateError> {
-        self.batch_of_links(after, limit).await
+    ) -> Result<Vec<(Vec<u8>, InterviewId)>, StateError> {
+        Ok(self
+            .batch_of_links(after, limit)
+            .await?
+            .into_iter()
+            .map(|(k, id)| (k, InterviewId::new(id)))
+            .collect())
     }
 
     async fn pending_link_count(&self) -> Result<usize, StateError> {

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::*;
+use hitosync_core::ids::{EventId, InterviewId};
 
 mod journal;
 mod meta;

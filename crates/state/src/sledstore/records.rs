@@ -8,18 +8,21 @@ use super::*;
 impl Store {
     // --- records ---------------------------------------------------------
 
-    pub fn record(&self, interview_id: &str) -> Result<Option<Record>, StateError> {
+    pub fn record(&self, interview_id: &InterviewId) -> Result<Option<Record>, StateError> {
         match self.records.get(interview_id)? {
             Some(v) => Ok(Some(decode(interview_id.as_bytes(), &v)?)),
             None => Ok(None),
         }
     }
 
-    pub fn interview_for_event(&self, event_id: &str) -> Result<Option<String>, StateError> {
+    pub fn interview_for_event(
+        &self,
+        event_id: &EventId,
+    ) -> Result<Option<InterviewId>, StateError> {
         Ok(self
             .by_event
             .get(event_id)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+            .map(|v| InterviewId::new(String::from_utf8_lossy(&v).into_owned())))
     }
 
     /// Stores a decision's outcome in one transaction: the new snapshot (or
@@ -34,7 +37,7 @@ impl Store {
             conflicts,
             ..
         } = &c;
-        let interview_id: &str = interview_id;
+        let interview_id: &InterviewId = interview_id;
         let old: Option<Record> = self.record(interview_id)?;
         // Encoded before the transaction, which may run more than once.
         let new_record = match c.new_record(old.as_ref()) {
@@ -47,7 +50,7 @@ impl Store {
             .map(|c| {
                 encode(&ConflictEntry {
                     at: entry.at,
-                    interview_id: interview_id.to_string(),
+                    interview_id: interview_id.clone(),
                     conflict: c.clone(),
                 })
             })
@@ -91,13 +94,15 @@ impl Store {
                                 by_event.remove(old.as_str())?;
                             }
                             by_event.insert(event_id.as_str(), interview_id.as_bytes())?;
-                            records.insert(interview_id, bytes.as_slice())?.is_some()
+                            records
+                                .insert(interview_id.as_bytes(), bytes.as_slice())?
+                                .is_some()
                         }
                         None => {
                             if let Some(old) = &old_event {
                                 by_event.remove(old.as_str())?;
                             }
-                            records.remove(interview_id)?.is_some()
+                            records.remove(interview_id.as_bytes())?.is_some()
                         }
                     };
                     // The count of records is kept beside them: sled's len()
@@ -135,10 +140,10 @@ impl Store {
                     match &link.insert {
                         Some(k) if exists => {
                             links.insert(k.as_slice(), interview_id.as_bytes())?;
-                            link_of.insert(interview_id, k.as_slice())?;
+                            link_of.insert(interview_id.as_bytes(), k.as_slice())?;
                         }
                         _ => {
-                            link_of.remove(interview_id)?;
+                            link_of.remove(interview_id.as_bytes())?;
                         }
                     }
                     Ok::<(), ConflictableTransactionError<()>>(())
@@ -167,7 +172,7 @@ impl Store {
     /// Up to `limit` mapped interviews in ID order after `after`.
     pub fn records_after(
         &self,
-        after: Option<&str>,
+        after: Option<&InterviewId>,
         limit: usize,
     ) -> Result<Vec<Record>, StateError> {
         let range = match after {
@@ -203,8 +208,8 @@ impl Store {
     /// The record's other pending work is left alone.
     pub fn link_written(
         &self,
-        interview_id: &str,
-        event_id: &str,
+        interview_id: &InterviewId,
+        event_id: &EventId,
         version: u64,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError> {
@@ -212,7 +217,7 @@ impl Store {
         let Some(mut rec) = self.record(interview_id)? else {
             return Ok(false);
         };
-        if rec.snapshot.event_id != event_id {
+        if rec.snapshot.event_id != *event_id {
             return Ok(false);
         }
         rec.mark_link_written(event_id, version, at);
@@ -220,11 +225,11 @@ impl Store {
         let index = self.link_index(interview_id, None)?;
         (&self.records, &self.pending_links, &self.pending_link_of)
             .transaction(|(records, links, link_of)| {
-                records.insert(interview_id, bytes.as_slice())?;
+                records.insert(interview_id.as_bytes(), bytes.as_slice())?;
                 if let Some(k) = &index.remove {
                     links.remove(k.as_slice())?;
                 }
-                link_of.remove(interview_id)?;
+                link_of.remove(interview_id.as_bytes())?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e: TransactionError<()>| {
@@ -236,8 +241,8 @@ impl Store {
 
     /// The interview left the write-back queue without a write (gone, or
     /// already right).
-    pub fn drop_pending_link(&self, interview_id: &str) -> Result<(), StateError> {
-        if let Some(k) = self.pending_link_of.remove(interview_id)? {
+    pub fn drop_pending_link(&self, interview_id: &InterviewId) -> Result<(), StateError> {
+        if let Some(k) = self.pending_link_of.remove(interview_id.as_bytes())? {
             self.pending_links.remove(k)?;
         }
         Ok(())

@@ -1,13 +1,14 @@
 //! The store's own tests: what is committed survives, formats hold.
 
 use super::*;
+use hitosync_core::ids::InterviewId;
 use hitosync_core::reconcile::{Conflict, EventRef, Fields, Presentation};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn snapshot(id: &str) -> Snapshot {
     Snapshot {
         interview_id: id.into(),
-        event_id: format!("ev{id}"),
+        event_id: format!("ev{id}").into(),
         fields: Fields {
             cancelled: false,
             slot: None,
@@ -58,11 +59,11 @@ fn commits_survive_reopening() {
     }
     let s = Store::open(dir.path()).unwrap();
     assert_eq!(
-        s.record("iv_1").unwrap().unwrap().snapshot,
+        s.record(&"iv_1".into()).unwrap().unwrap().snapshot,
         snapshot("iv_1")
     );
     assert_eq!(
-        s.interview_for_event("eviv_1").unwrap().as_deref(),
+        s.interview_for_event(&"eviv_1".into()).unwrap().as_deref(),
         Some("iv_1")
     );
     assert_eq!(s.cursor(Side::Google).unwrap().unwrap().value, "gtok");
@@ -79,14 +80,14 @@ fn history_is_bounded_and_forgetting_drops_the_mapping() {
     for n in 0..30 {
         commit(&s, &key, "iv_1", Some(&snapshot("iv_1")), entry(n), &[]).unwrap();
     }
-    let r = s.record("iv_1").unwrap().unwrap();
+    let r = s.record(&"iv_1".into()).unwrap().unwrap();
     assert_eq!(r.history.len(), HISTORY_LEN);
     assert_eq!(s.record_count(), 1);
     assert_eq!(r.history.last().unwrap().summary, "step 29");
     commit(&s, &key, "iv_1", None, entry(99), &[]).unwrap();
-    assert!(s.record("iv_1").unwrap().is_none());
+    assert!(s.record(&"iv_1".into()).unwrap().is_none());
     assert_eq!(s.record_count(), 0);
-    assert!(s.interview_for_event("eviv_1").unwrap().is_none());
+    assert!(s.interview_for_event(&"eviv_1".into()).unwrap().is_none());
 }
 
 #[test]
@@ -151,7 +152,7 @@ fn commit(
 ) -> Result<(), StateError> {
     s.commit(Commit {
         key,
-        interview_id,
+        interview_id: &InterviewId::from(interview_id),
         snapshot,
         entry,
         conflicts,
@@ -202,7 +203,7 @@ fn a_pending_link_waits_in_its_queue_until_written() {
     let key = WorkKey::Interview("iv_1".into());
     s.commit(Commit {
         key: &key,
-        interview_id: "iv_1",
+        interview_id: &"iv_1".into(),
         snapshot: Some(&snap),
         entry: entry(1),
         conflicts: &[],
@@ -213,9 +214,12 @@ fn a_pending_link_waits_in_its_queue_until_written() {
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].1, "iv_1");
     assert_eq!(s.pending_link_count(), 1);
-    assert!(s.link_written("iv_1", "eviv_1", 7, Utc::now()).unwrap());
+    assert!(
+        s.link_written(&"iv_1".into(), &"eviv_1".into(), 7, Utc::now())
+            .unwrap()
+    );
     assert!(s.pending_links(None, 10).unwrap().is_empty());
-    let r = s.record("iv_1").unwrap().unwrap();
+    let r = s.record(&"iv_1".into()).unwrap().unwrap();
     assert_eq!(
         (r.snapshot.event_ref, r.snapshot.hl_version),
         (EventRef::Written, 7)
@@ -244,7 +248,7 @@ fn a_version_1_store_is_migrated() {
         db.flush().unwrap();
     }
     let s = Store::open(dir.path()).unwrap();
-    let r = s.record("iv_1").unwrap().unwrap();
+    let r = s.record(&"iv_1".into()).unwrap().unwrap();
     assert_eq!(r.snapshot.event_ref, EventRef::Unknown);
     drop(s);
     let db = sled::open(dir.path().join("sled")).unwrap();
@@ -260,9 +264,15 @@ fn an_event_is_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
     let now = Utc::now();
-    assert!(s.report("copy1", Some("iv_1"), "a copy", now).unwrap());
-    assert!(!s.report("copy1", Some("iv_1"), "a copy", now).unwrap());
+    assert!(
+        s.report(&"copy1".into(), Some(&"iv_1".into()), "a copy", now)
+            .unwrap()
+    );
+    assert!(
+        !s.report(&"copy1".into(), Some(&"iv_1".into()), "a copy", now)
+            .unwrap()
+    );
     assert_eq!(s.reports().unwrap().len(), 1);
-    s.clear_report("copy1").unwrap();
+    s.clear_report(&"copy1".into()).unwrap();
     assert!(s.reports().unwrap().is_empty());
 }

@@ -17,11 +17,14 @@ impl StateStore for Store {
         self.dir.display().to_string()
     }
 
-    async fn record(&self, interview_id: &str) -> Result<Option<Record>, StateError> {
+    async fn record(&self, interview_id: &InterviewId) -> Result<Option<Record>, StateError> {
         Store::record(self, interview_id)
     }
 
-    async fn interview_for_event(&self, event_id: &str) -> Result<Option<String>, StateError> {
+    async fn interview_for_event(
+        &self,
+        event_id: &EventId,
+    ) -> Result<Option<InterviewId>, StateError> {
         Store::interview_for_event(self, event_id)
     }
 
@@ -31,7 +34,7 @@ impl StateStore for Store {
 
     async fn records_after(
         &self,
-        after: Option<&str>,
+        after: Option<&InterviewId>,
         limit: usize,
     ) -> Result<Vec<Record>, StateError> {
         Store::records_after(self, after, limit)
@@ -43,15 +46,15 @@ impl StateStore for Store {
 
     async fn link_written(
         &self,
-        interview_id: &str,
-        event_id: &str,
+        interview_id: &InterviewId,
+        event_id: &EventId,
         version: u64,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError> {
         Store::link_written(self, interview_id, event_id, version, at)
     }
 
-    async fn drop_pending_link(&self, interview_id: &str) -> Result<(), StateError> {
+    async fn drop_pending_link(&self, interview_id: &InterviewId) -> Result<(), StateError> {
         Store::drop_pending_link(self, interview_id)
     }
 
@@ -121,15 +124,15 @@ impl StateStore for Store {
 
     async fn report(
         &self,
-        event_id: &str,
-        interview_id: Option<&str>,
+        event_id: &EventId,
+        interview_id: Option<&InterviewId>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StateError> {
         Store::report(self, event_id, interview_id, reason, now)
     }
 
-    async fn clear_report(&self, event_id: &str) -> Result<(), StateError> {
+    async fn clear_report(&self, event_id: &EventId) -> Result<(), StateError> {
         Store::clear_report(self, event_id)
     }
 
@@ -174,7 +177,7 @@ impl StateStore for Store {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, String)>, StateError> {
+    ) -> Result<Vec<(Vec<u8>, InterviewId)>, StateError> {
         Store::pending_links(self, after, limit)
     }
 

@@ -118,7 +118,7 @@ impl Store {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, String)>, StateError> {
+    ) -> Result<Vec<(Vec<u8>, InterviewId)>, StateError> {
         let range = match after {
             Some(a) => self
                 .pending_links
@@ -129,7 +129,10 @@ impl Store {
             .take(limit)
             .map(|kv| {
                 let (k, v) = kv?;
-                Ok((k.to_vec(), String::from_utf8_lossy(&v).into_owned()))
+                Ok((
+                    k.to_vec(),
+                    InterviewId::new(String::from_utf8_lossy(&v).into_owned()),
+                ))
             })
             .collect()
     }
@@ -143,8 +146,8 @@ impl Store {
     /// Records a report; returns whether it is new (logged once).
     pub fn report(
         &self,
-        event_id: &str,
-        interview_id: Option<&str>,
+        event_id: &EventId,
+        interview_id: Option<&InterviewId>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StateError> {
@@ -154,8 +157,8 @@ impl Store {
         };
         let new = old.is_none() || old.as_ref().is_some_and(|o| o.reason != reason);
         let r = Report {
-            event_id: event_id.to_string(),
-            interview_id: interview_id.map(str::to_string),
+            event_id: event_id.clone(),
+            interview_id: interview_id.cloned(),
             reason: reason.to_string(),
             first_seen: old.map(|o| o.first_seen).unwrap_or(now),
             last_seen: now,
@@ -165,7 +168,7 @@ impl Store {
     }
 
     /// The event is no longer reported (gone, or now fine).
-    pub fn clear_report(&self, event_id: &str) -> Result<(), StateError> {
+    pub fn clear_report(&self, event_id: &EventId) -> Result<(), StateError> {
         self.reports.remove(event_id)?;
         Ok(())
     }
@@ -192,7 +195,7 @@ impl Store {
     /// entry at `order` while its snapshot waits for the write-back.
     pub(crate) fn link_index(
         &self,
-        interview_id: &str,
+        interview_id: &InterviewId,
         pending_at: Option<&[u8]>,
     ) -> Result<LinkIndex, StateError> {
         let old = self.pending_link_of.get(interview_id)?.map(|v| v.to_vec());

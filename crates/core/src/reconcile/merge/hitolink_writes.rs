@@ -7,6 +7,7 @@
 use super::super::Policy;
 use super::super::ops::{Decliner, HitolinkOp, InterviewChange};
 use super::super::view::{Fields, Snapshot};
+use crate::ids::InterviewId;
 use crate::model::{CalendarEvent, Response};
 use crate::policy::OnDecline;
 
@@ -23,7 +24,7 @@ pub(super) fn decline_key_base(event_id: &str, ev: Option<&CalendarEvent>) -> St
 /// The HITO-Link writes that bring `h_view` to `target`: the declines,
 /// then one patch of what else changed, then a cancel.
 pub(super) fn hitolink_ops(
-    interview_id: &str,
+    interview_id: &InterviewId,
     version: u64,
     snap: &Snapshot,
     h_view: &Fields,
@@ -35,7 +36,7 @@ pub(super) fn hitolink_ops(
     let mut cancelled_after = h_view.cancelled;
     if target.candidate_declined && !h_view.candidate_declined {
         ops.push(HitolinkOp::Decline {
-            interview_id: interview_id.to_string(),
+            interview_id: interview_id.clone(),
             if_match: version,
             by: Decliner::Candidate,
             idempotency_key: format!("{key_base}:candidate"),
@@ -55,7 +56,7 @@ pub(super) fn hitolink_ops(
         };
         if *want == Response::Declined {
             ops.push(HitolinkOp::Decline {
-                interview_id: interview_id.to_string(),
+                interview_id: interview_id.clone(),
                 if_match: version,
                 by: Decliner::Interviewer {
                     interviewer_id: id.clone(),
@@ -81,14 +82,14 @@ pub(super) fn hitolink_ops(
     }
     if !change.is_empty() {
         ops.push(HitolinkOp::Patch {
-            interview_id: interview_id.to_string(),
+            interview_id: interview_id.clone(),
             if_match: version,
             change,
         });
     }
     if cancel {
         ops.push(HitolinkOp::Cancel {
-            interview_id: interview_id.to_string(),
+            interview_id: interview_id.clone(),
             if_match: version,
         });
     }

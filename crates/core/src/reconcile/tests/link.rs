@@ -5,7 +5,7 @@ use super::*;
 
 /// The interview's half of the link the decision leaves queued: the
 /// event it names and the version it is written against.
-fn write_back(d: &Decision) -> Option<(String, u64)> {
+fn write_back(d: &Decision) -> Option<(EventId, u64)> {
     d.snapshot()
         .and_then(Snapshot::event_ref_write)
         .map(|w| (w.event_id, w.if_match))
@@ -29,7 +29,7 @@ fn adopting_after_a_lost_answer_writes_the_interviews_half() {
 #[test]
 fn an_admin_clearing_or_changing_the_link_sees_it_repaired() {
     let p = policy();
-    for changed in [None, Some("somethingelse0".to_string())] {
+    for changed in [None, Some(EventId::new("somethingelse0"))] {
         let (snap, mut iv, ev) = agreed(&p);
         iv.external_event_id = changed;
         iv.version = 9;
@@ -111,7 +111,10 @@ fn the_derived_event_wins_over_a_copy_whatever_the_order() {
     for claimants in orders {
         let d = decide_among(None, Seen::Now(&iv), Seen::NoNews, &claimants, &p);
         assert_eq!(d.decision.case(), Case::Adopt, "{d:?}");
-        assert_eq!(d.decision.event_id(), Some(ev.id.as_str()));
+        assert_eq!(
+            d.decision.event_id().map(EventId::as_str),
+            Some(ev.id.as_str())
+        );
         assert!(d.decision.is_quiet(), "{d:?}");
         let mut looks: Vec<_> = d.lookalikes.iter().map(|l| l.event_id.clone()).collect();
         looks.sort();
@@ -182,7 +185,10 @@ fn a_booked_interview_is_adopted_by_the_event_it_names() {
         &p,
     );
     assert_eq!(d.decision.case(), Case::Adopt, "{d:?}");
-    assert_eq!(d.decision.event_id(), Some("ui00000001abc"));
+    assert_eq!(
+        d.decision.event_id().map(EventId::as_str),
+        Some("ui00000001abc")
+    );
     // an event that claims another interview is never taken
     let mut other = booked.clone();
     other
@@ -240,7 +246,10 @@ fn without_a_derived_or_named_event_the_first_made_claimant_is_taken() {
     ] {
         let d = decide_among(None, Seen::Now(&iv), Seen::NoNews, &claimants, &p);
         assert_eq!(d.decision.case(), Case::Adopt, "{d:?}");
-        assert_eq!(d.decision.event_id(), Some("ui00000001abc"));
+        assert_eq!(
+            d.decision.event_id().map(EventId::as_str),
+            Some("ui00000001abc")
+        );
         assert_eq!(d.lookalikes.len(), 1);
         assert!(
             d.decision

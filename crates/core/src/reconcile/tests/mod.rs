@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::ids::EventId;
 use crate::model::{
     Attendee, CalendarEvent, EventStatus, INTERVIEW_ID_PROPERTY, Interview, InterviewStatus,
     Interviewer, Named, Organizer, Person, Response, Slot,
@@ -114,9 +115,12 @@ fn agreed(p: &Policy) -> (Snapshot, Interview, CalendarEvent) {
 
 fn patch_of(d: &Decision) -> &InterviewChange {
     d.hitolink_ops()
-        .find_map(|w| match w {
-            HitolinkOp::Patch { change, .. } => Some(change),
-            _ => None,
+        .find_map(|w| {
+            if let HitolinkOp::Patch { change, .. } = w {
+                Some(change)
+            } else {
+                None
+            }
         })
         .unwrap_or_else(|| panic!("no patch in {d:?}"))
 }
@@ -129,9 +133,12 @@ fn hl(d: &Decision) -> Vec<&HitolinkOp> {
 
 fn declines(d: &Decision) -> Vec<Decliner> {
     d.hitolink_ops()
-        .filter_map(|o| match o {
-            HitolinkOp::Decline { by, .. } => Some(by.clone()),
-            _ => None,
+        .filter_map(|o| {
+            if let HitolinkOp::Decline { by, .. } = o {
+                Some(by.clone())
+            } else {
+                None
+            }
         })
         .collect()
 }
