@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CycleReport, PlanItem};
+use hitosync_engine::{CycleReport, PlanItem};
 
 mod inspect;
-use crate::reconcile::Case;
-use crate::state::{
+use hitosync_core::reconcile::Case;
+use hitosync_state::{
     ConflictEntry, Intent, Parked, Report, Side, StateError, StateStore, StateStoreExt,
 };
 pub use inspect::{InspectView, inspect_output};
@@ -122,7 +122,7 @@ pub struct StatusView {
     /// bookings on shapes that cannot book.
     pub reported_events: Vec<Report>,
     /// Google's invitation limit is holding back writes that notify.
-    pub invitation_hold: Option<crate::engine::InvitationHold>,
+    pub invitation_hold: Option<hitosync_engine::InvitationHold>,
     pub breaker: Option<String>,
     pub health: Health,
     /// Only when a running daemon answered.
@@ -135,7 +135,7 @@ impl StatusView {
         store: &dyn StateStore,
         now: DateTime<Utc>,
     ) -> Result<StatusView, StateError> {
-        let cursor = |c: Option<crate::state::Cursor>| {
+        let cursor = |c: Option<hitosync_state::Cursor>| {
             c.map(|c| CursorView {
                 saved_at: c.saved_at,
                 age_seconds: (now - c.saved_at).num_seconds(),
@@ -157,7 +157,7 @@ impl StatusView {
             links_waiting: store.pending_link_count().await?,
             reported_events: store.reports().await?,
             invitation_hold: store
-                .meta::<Option<crate::engine::InvitationHold>>(crate::engine::INVITATION_HOLD)
+                .meta::<Option<hitosync_engine::InvitationHold>>(hitosync_engine::INVITATION_HOLD)
                 .await?
                 .flatten()
                 .filter(|h| h.until > now),
@@ -489,7 +489,7 @@ pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String 
 /// database.
 pub fn render_many(
     views: &[StatusView],
-    replicas: Option<&[crate::state_pg::ReplicaRow]>,
+    replicas: Option<&[hitosync_state_postgres::ReplicaRow]>,
     json: bool,
 ) -> Result<String, StateError> {
     if json {

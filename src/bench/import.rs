@@ -13,7 +13,7 @@ use chrono::{Duration as Days, Timelike, Utc};
 use serde_json::json;
 
 use super::world::{ORGANIZER, SA, TOKEN, World};
-use crate::reconcile::derived_event_id;
+use hitosync_core::reconcile::derived_event_id;
 
 /// What one import came to.
 #[derive(Debug, Default)]

@@ -12,8 +12,8 @@ use super::Supervisor;
 use super::backend::BackendSlot;
 use super::control::{Answer, Request};
 use super::worker::Shared;
-use crate::engine::CycleOptions;
 use crate::status::{self, LeaseView, StatusView};
+use hitosync_engine::CycleOptions;
 
 /// One link as `status` needs it.
 struct Item {

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::{Backend as Kind, ConfigFile, StateConfig};
-use crate::state::{Lease, SledDb, StateError, StateStore};
-use crate::state_pg::{LeaseRow, PgState, ReplicaRow};
+use hitosync_config::{Backend as Kind, ConfigFile, StateConfig};
+use hitosync_state::{Lease, SledDb, StateError, StateStore};
+use hitosync_state_postgres::{LeaseRow, PgState, ReplicaRow};
 
 #[derive(Debug, Clone)]
 pub enum Backend {

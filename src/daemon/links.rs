@@ -12,10 +12,10 @@ use super::backend::BackendSlot;
 use super::metrics::{LinkMetrics, Metrics};
 use super::systemd::Notifier;
 use super::worker::{Command, Settings, Shared, Worker};
-use crate::config::{Config, parse_schedule};
-use crate::link::{Link, LinkError};
-use crate::retry::CancellationToken;
-use crate::state::Lease;
+use hitosync_config::{Config, parse_schedule};
+use hitosync_engine::link::{Link, LinkError};
+use hitosync_net::retry::CancellationToken;
+use hitosync_state::Lease;
 
 /// A running worker.
 pub struct Runner {
@@ -74,8 +74,8 @@ pub struct Env {
 /// One link's metrics and the counters its clients count on.
 pub struct Meter {
     pub metrics: Arc<LinkMetrics>,
-    google: Arc<crate::google::client::Counters>,
-    hitolink: Arc<crate::hitolink::client::Counters>,
+    google: Arc<hitosync_google::client::Counters>,
+    hitolink: Arc<hitosync_hitolink::client::Counters>,
 }
 
 /// The link's clients from its view of the config; the error names the

@@ -23,11 +23,11 @@ use std::time::Duration;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::engine::{CycleReport, EngineError, INVITATION_HOLD, InvitationHold};
-use crate::google::GoogleError;
-use crate::link::Link;
-use crate::retry::{CallObserver, Outcome, Pause};
-use crate::state::{StateStore, StateStoreExt};
+use hitosync_engine::link::Link;
+use hitosync_engine::{CycleReport, EngineError, INVITATION_HOLD, InvitationHold};
+use hitosync_google::GoogleError;
+use hitosync_net::retry::{CallObserver, Outcome, Pause};
+use hitosync_state::{StateStore, StateStoreExt};
 
 use families::{
     EndpointLabels, Families, LinkLabels, RequestLabels, ResultLabels, SideLabels, WaitLabels,
@@ -270,7 +270,7 @@ impl LinkMetrics {
     pub async fn store_changed(&self, store: &dyn StateStore) {
         let f = &self.f;
         let l = self.labels();
-        let count = |r: Result<usize, crate::state::StateError>, what: &str| match r {
+        let count = |r: Result<usize, hitosync_state::StateError>, what: &str| match r {
             Ok(n) => Some(n as i64),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics: cannot read the {what}");

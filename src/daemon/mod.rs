@@ -32,18 +32,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::retry::CancellationToken;
+use hitosync_net::retry::CancellationToken;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigError, ConfigFile, Form};
-use crate::engine::CycleOptions;
-use crate::link::LinkError;
-use crate::state::StateError;
 use backend::{Backend, BackendSlot};
 use control::{Answer, ControlError};
+use hitosync_config::{ConfigError, ConfigFile, Form};
+use hitosync_engine::CycleOptions;
+use hitosync_engine::link::LinkError;
+use hitosync_state::StateError;
 use leases::{LeaseCommand, LeaseEvent, LeaseManager};
 use links::{Env, LinkSlot};
 use metrics::Metrics;
@@ -144,7 +144,7 @@ pub async fn run_until(
     let mut failures = vec![];
     for c in &file.links {
         let mut slot = LinkSlot::new(c.clone());
-        match crate::link::Link::connect(c).await {
+        match hitosync_engine::link::Link::connect(c).await {
             Ok(link) => slot.prepared = Some(link),
             Err(e) if !many => return Err(DaemonError::Link(e)),
             Err(e) => {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::retry::CancellationToken;
 use chrono::{DateTime, Utc};
+use hitosync_net::retry::CancellationToken;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -21,12 +21,12 @@ use super::control::Answer;
 use super::fence::{FencedCalendar, FencedHitolink};
 use super::metrics::LinkMetrics;
 use super::systemd::Notifier;
-use crate::engine::{CycleOptions, CycleReport, Engine, EngineError};
-use crate::google::GoogleError;
-use crate::hitolink::HitolinkError;
-use crate::link::Link;
-use crate::state::{Lease, StateError, StateStore};
 use crate::status::{self, Health, Live, RunningCycle};
+use hitosync_engine::link::Link;
+use hitosync_engine::{CycleOptions, CycleReport, Engine, EngineError};
+use hitosync_google::GoogleError;
+use hitosync_hitolink::HitolinkError;
+use hitosync_state::{Lease, StateError, StateStore};
 
 /// What the worker shares with the supervisor for `status`.
 #[derive(Debug, Default)]

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::reconcile::LinkHalf;
+use hitosync_core::reconcile::LinkHalf;
 
-use crate::state::{Parked, Record, Report, StateError, StateStore};
+use hitosync_state::{Parked, Record, Report, StateError, StateStore};
 
 /// `inspect ID`: one interview's mapping, agreement and history.
 #[derive(Debug, Serialize)]
@@ -105,7 +105,7 @@ pub async fn inspect_output(
             .parked()
             .await?
             .into_iter()
-            .find(|p| p.key == crate::state::WorkKey::Interview(id.to_string())),
+            .find(|p| p.key == hitosync_state::WorkKey::Interview(id.to_string())),
         lookalikes: store
             .reports()
             .await?
