@@ -16,8 +16,10 @@
 mod families;
 mod http;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use prometheus_client::metrics::family::Family;
@@ -192,7 +194,7 @@ impl LinkMetrics {
         }
         self.sync_token_refreshes();
         let source = link.calendar.tokens().refreshes();
-        let mut current = self.token_source.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.token_source.lock();
         if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &source)) {
             self.token_refreshes_seen
                 .store(source.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -250,11 +252,7 @@ impl LinkMetrics {
     /// nowhere else), so catching up at each cycle's end is exact for
     /// every scrape between cycles.
     fn sync_token_refreshes(&self) {
-        let source = self
-            .token_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let source = self.token_source.lock().clone();
         if let Some(source) = source {
             let now = source.load(Ordering::Relaxed);
             let before = self.token_refreshes_seen.swap(now, Ordering::Relaxed);

@@ -162,7 +162,7 @@ pub async fn run_until(
                 },
                 None => Default::default(),
             };
-            *slot.shared.health.lock().unwrap_or_else(|p| p.into_inner()) = h;
+            *slot.shared.health.lock() = h;
         }
         table.insert(c.link.clone(), slot);
     }

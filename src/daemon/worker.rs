@@ -7,8 +7,10 @@
 //! own request budgets), schedules, failures and backoff: one link's bad
 //! key or dead server never slows another.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,19 +39,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn snapshot(&self) -> (Health, Live) {
-        (
-            self.health
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            self.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        )
+        (self.health.lock().clone(), self.live.lock().clone())
     }
 
     /// A cycle that has run past its deadline by `grace` and still not
     /// ended: cancelling did not work, something blocks for good.
     pub fn wedged(&self, deadline: Duration, grace: Duration) -> bool {
-        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.live.lock();
         live.cycle_running.as_ref().is_some_and(|c| {
             (Utc::now() - c.since)
                 .to_std()
@@ -448,7 +444,7 @@ impl Worker {
         self.retry_at = None;
         let now = Utc::now();
         let health = {
-            let mut h = self.shared.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.shared.health.lock();
             h.succeeded(now);
             h.clone()
         };
@@ -479,7 +475,7 @@ impl Worker {
         self.retry_at = (!progressed)
             .then(|| Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
         let health = {
-            let mut h = self.shared.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.shared.health.lock();
             h.failed(text.clone(), Utc::now());
             h.clone()
         };
@@ -496,19 +492,11 @@ impl Worker {
     }
 
     fn set_running(&self, running: Option<RunningCycle>) {
-        self.shared
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cycle_running = running;
+        self.shared.live.lock().cycle_running = running;
     }
 
     fn set_store_error(&self, e: Option<String>) {
-        self.shared
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store_error = e;
+        self.shared.live.lock().store_error = e;
     }
 }
 

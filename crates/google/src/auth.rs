@@ -261,7 +261,7 @@ pub struct TokenSource {
     scope: String,
     /// Token exchanges seen (a token unlike the last one), for metrics.
     refreshes: Arc<AtomicU64>,
-    last: Arc<std::sync::Mutex<u64>>,
+    last: Arc<parking_lot::Mutex<u64>>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -322,7 +322,7 @@ impl TokenSource {
             token_uri: token_uri.to_string(),
             scope: CALENDAR_SCOPE.to_string(),
             refreshes: Arc::new(AtomicU64::new(0)),
-            last: Arc::new(std::sync::Mutex::new(0)),
+            last: Arc::new(parking_lot::Mutex::new(0)),
         })
     }
 
@@ -359,7 +359,7 @@ impl TokenSource {
             h.finish()
         };
         {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last.lock();
             if *last != digest {
                 *last = digest;
                 self.refreshes.fetch_add(1, Ordering::Relaxed);

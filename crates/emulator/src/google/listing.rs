@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::recurrence::{self, OccStart};
-use super::state::{Calendar, GoogleEmulator, Json, Principal, State, StoredEvent, lock};
+use super::state::{Calendar, GoogleEmulator, Json, Principal, State, StoredEvent};
 use super::validate::{event_end, event_start, is_cancelled};
 
 /// The query of `events.list`, as sent.
@@ -366,7 +366,7 @@ impl GoogleEmulator {
         calendar_id: &str,
         q: &ListQuery,
     ) -> Result<Json, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let calendar = st.resolve(who, calendar_id)?;
         if q.sync_token.is_some()
             && (q.time_min.is_some()
@@ -521,7 +521,7 @@ impl GoogleEmulator {
         event_id: &str,
         q: &ListQuery,
     ) -> Result<Json, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let calendar = st.resolve(who, calendar_id)?;
         let cal = st
             .calendars
