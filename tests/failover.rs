@@ -191,7 +191,9 @@ fn exactly_once(l: &Links, since: usize, edits: &Edits) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() {
-    if crate::common::pg::skip("a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing") {
+    if crate::common::pg::skip(
+        "a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing",
+    ) {
         return;
     }
     let db = PgDb::fresh().await;

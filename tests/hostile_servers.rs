@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use axum::http::Method;
 use crate::common::daemon::{Daemon, HANG, NEVER};
 use crate::common::hostile::Action;
 use crate::common::*;
+use axum::http::Method;
 use serde_json::{Value, json};
 
 const CHANGES: &str = "/v1/interviews/changes";

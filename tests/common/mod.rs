@@ -182,4 +182,3 @@ impl Env {
             .unwrap_or_else(|e| panic!("status --json ({code}): {e}\n{out}\n{err}"))
     }
 }
-

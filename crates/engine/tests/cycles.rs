@@ -5,11 +5,11 @@
 
 use std::sync::atomic::AtomicBool;
 
-use hitosync_testkit::pg::Backing;
-use hitosync_testkit::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients};
 use hitosync_config::SyncConfig;
 use hitosync_engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
 use hitosync_state::StateStore;
+use hitosync_testkit::pg::Backing;
+use hitosync_testkit::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients};
 use serde_json::json;
 
 fn writes(g: &GoogleEmu, h: &HitolinkEmu) -> u64 {

@@ -25,9 +25,11 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use hitosync_testkit::pg::{PgDb, leased_store};
-use hitosync_testkit::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 use hitosync_config::SyncConfig;
+use hitosync_core::model::{CalendarEvent, EventStatus, Interview, Response};
+use hitosync_core::reconcile::{
+    Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_link,
+};
 use hitosync_emulator::faults::Phase;
 use hitosync_emulator::google::{Fault as GFault, GoogleEmulator};
 use hitosync_emulator::hitolink::{Fault as HFault, HitolinkEmulator};
@@ -36,11 +38,9 @@ use hitosync_google::{CalendarClient, EventPage, GoogleError};
 use hitosync_hitolink::{
     ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,
 };
-use hitosync_core::model::{CalendarEvent, EventStatus, Interview, Response};
-use hitosync_core::reconcile::{
-    Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_link,
-};
 use hitosync_state::{StateStore, Store};
+use hitosync_testkit::pg::{PgDb, leased_store};
+use hitosync_testkit::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 
 // ---------------------------------------------------------------------------
 // Chaos: counts every remote call; can die at call N, or run an edit first.

@@ -384,7 +384,7 @@ impl GetToken for TokenSource {
         Box::pin(async move {
             match self.token().await {
                 Ok(t) => Ok(Some(t.0.expose_secret().to_string())),
-                Err(e) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+                Err(e) => Err(e.into()),
             }
         })
     }

@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use hitosync_testkit::*;
 use hitosync_config::Config;
+use hitosync_core::model::{Attendee, EventStatus, Response, Slot};
+use hitosync_core::reconcile::{EventChange, EventDraft, Notify};
 use hitosync_emulator::google::Fault;
 use hitosync_google::{
     AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount, SetupError,
 };
-use hitosync_core::model::{Attendee, EventStatus, Response, Slot};
-use hitosync_core::reconcile::{EventChange, EventDraft, Notify};
 use hitosync_net::retry::Backoff;
+use hitosync_testkit::*;
 use serde_json::json;
 
 fn config(g: &GoogleEmu, key: &Path, organizer: &str, extra: &str) -> Config {

@@ -3,14 +3,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use hitosync_testkit::*;
+use hitosync_core::model::{InterviewStatus, Response, Slot};
+use hitosync_core::reconcile::{Decliner, InterviewChange};
 use hitosync_emulator::hitolink::Fault;
 use hitosync_hitolink::{
     HitolinkClient, HitolinkError, InterviewPatch, NewInterview, TokenError, read_token,
 };
-use hitosync_core::model::{InterviewStatus, Response, Slot};
-use hitosync_core::reconcile::{Decliner, InterviewChange};
 use hitosync_net::retry::Backoff;
+use hitosync_testkit::*;
 use secrecy::SecretString;
 use serde_json::json;
 

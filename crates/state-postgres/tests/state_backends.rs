@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hitosync_testkit::pg::{Backing, PgDb, leased_store};
 use hitosync_core::reconcile::{Case, Conflict, Fields, LinkHalf, Presentation, Snapshot};
 use hitosync_state::{
     Commit, HistoryEntry, Intent, Lease, Side, StateError, StateStore, StateStoreExt, WorkKey,
 };
+use hitosync_testkit::pg::{Backing, PgDb, leased_store};
 
 fn snapshot(id: &str) -> Snapshot {
     Snapshot {
@@ -514,8 +514,12 @@ async fn tls_and_a_password_from_a_private_file() {
             hitosync_testkit::pg::HOW
         )
     });
-    let ca = std::env::var("HITOSYNC_TEST_PG_CA")
-        .unwrap_or_else(|_| panic!("HITOSYNC_TEST_PG_CA is not set; {}", hitosync_testkit::pg::HOW));
+    let ca = std::env::var("HITOSYNC_TEST_PG_CA").unwrap_or_else(|_| {
+        panic!(
+            "HITOSYNC_TEST_PG_CA is not set; {}",
+            hitosync_testkit::pg::HOW
+        )
+    });
     db.query(&format!("GRANT ALL ON DATABASE {} TO {user}", db.name))
         .await;
     db.query(&format!("ALTER DATABASE {} OWNER TO {user}", db.name))

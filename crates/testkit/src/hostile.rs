@@ -148,10 +148,7 @@ fn take_rule(inner: &Inner, method: &Method, path: &str) -> Option<Action> {
         path.starts_with(&r.path_prefix) && r.method.as_ref().is_none_or(|m| m == method)
     })?;
     let action = rules[i].action.clone();
-    inner
-        .hits
-        .lock()
-        .push(rules[i].path_prefix.clone());
+    inner.hits.lock().push(rules[i].path_prefix.clone());
     if let Some(left) = rules[i].left.as_mut() {
         *left -= 1;
         if *left == 0 {
