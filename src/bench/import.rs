@@ -133,10 +133,10 @@ fn schedule(w: &World, n: usize) -> anyhow::Result<HashSet<String>> {
                 "interviewers": ["suzuki@example.co.jp"],
             }))
             .map_err(|e| anyhow::anyhow!("seeding: {}", e.body))?;
-        if start < week
-            && let Some(id) = r.body["id"].as_str()
-        {
-            soon.insert(derived_event_id(id));
+        if start < week {
+            if let Some(id) = r.body["id"].as_str() {
+                soon.insert(derived_event_id(id));
+            }
         }
     }
     Ok(soon)

@@ -324,13 +324,14 @@ fn watch_config(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::Recommended
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res
-            && !ev.kind.is_access()
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(name.as_os_str()))
-        {
+        let ours = res.is_ok_and(|ev| {
+            !ev.kind.is_access()
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_os_str()))
+        });
+        if ours {
             let _ = tx.try_send(());
         }
     })

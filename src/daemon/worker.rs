@@ -408,12 +408,11 @@ impl Worker {
         // An I/O error (a full disk, EIO) leaves sled refusing writes for
         // good; the next cycle opens it anew so that, once the cause is
         // gone, it goes on without a restart.
-        if failure.is_some()
-            && !outcome.shut_down
-            && let Err(e) = store.check_writable().await
-        {
-            warn!(error = %e, "the store takes no writes; the next cycle opens it again");
-            self.store_suspect = true;
+        if failure.is_some() && !outcome.shut_down {
+            if let Err(e) = store.check_writable().await {
+                warn!(error = %e, "the store takes no writes; the next cycle opens it again");
+                self.store_suspect = true;
+            }
         }
         answer
     }
@@ -429,9 +428,7 @@ impl Worker {
         } else {
             self.backend.get_or_open().await?
         };
-        if let Some((g, s)) = &self.store
-            && *g == generation
-        {
+        if let Some((_, s)) = self.store.as_ref().filter(|(g, _)| *g == generation) {
             return Ok(s.clone());
         }
         let s = backend.store(&self.name, self.lease.clone())?;
@@ -479,10 +476,10 @@ impl Worker {
             h.failed(text.clone(), Utc::now());
             h.clone()
         };
-        if let Some(store) = store
-            && let Err(e) = health.save(store).await
-        {
-            warn!(error = %e, "cannot save the cycle's health in the store");
+        if let Some(store) = store {
+            if let Err(e) = health.save(store).await {
+                warn!(error = %e, "cannot save the cycle's health in the store");
+            }
         }
         error!(error = %text, failures = self.failures, retry_in_s = wait.as_secs(), "cycle failed; the cursors did not move, so the next cycle reads the same changes again");
         self.notifier.status(&format!(

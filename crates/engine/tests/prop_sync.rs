@@ -354,10 +354,10 @@ struct Noise {
 fn tmp() -> tempfile::TempDir {
     // tmpfs where there is one: sled flushes at every commit point
     let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(d) = tempfile::tempdir_in(shm)
-    {
-        return d;
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
     }
     tempfile::tempdir().unwrap()
 }
@@ -934,8 +934,10 @@ async fn check(w: &World) -> Result<(), String> {
     // names of events that exist can be duplicates)
     let mut per_event: BTreeMap<String, usize> = BTreeMap::new();
     for r in &records {
-        if let Some(e) = &r.external_event_id
-            && events.iter().any(|ev| ev["id"] == e.as_str())
+        if let Some(e) = r
+            .external_event_id
+            .as_ref()
+            .filter(|e| events.iter().any(|ev| ev["id"] == e.as_str()))
         {
             *per_event.entry(e.clone()).or_default() += 1;
         }

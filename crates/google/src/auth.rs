@@ -196,8 +196,9 @@ pub fn p12_private_key(path: &Path, bytes: &[u8], password: &str) -> Result<Vec<
 /// service account's signatures, and so does the emulator.
 pub fn p12_certificate(path: &Path, bytes: &[u8], password: &str) -> Result<Vec<u8>, KeyError> {
     let store = open_p12(path, bytes, password)?;
-    if let Some((_, chain)) = store.private_key_chain()
-        && let Some(cert) = chain.certs().first()
+    if let Some(cert) = store
+        .private_key_chain()
+        .and_then(|(_, chain)| chain.certs().first())
     {
         return Ok(cert.as_der().to_vec());
     }

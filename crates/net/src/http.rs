@@ -131,9 +131,7 @@ pub async fn send(
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(n) = declared
-            && n > MAX_BODY_BYTES as u64
-        {
+        if let Some(n) = declared.filter(|n| *n > MAX_BODY_BYTES as u64) {
             return Err(SendError::TooLarge {
                 limit: MAX_BODY_BYTES,
                 declared: Some(n),

@@ -71,10 +71,10 @@ impl GoogleEmulator {
         if body.get("id").is_none() {
             body["id"] = json!(id);
         }
-        if st.switches.html_descriptions
-            && let Some(d) = body.get("description").and_then(|d| d.as_str())
-        {
-            body["description"] = json!(html::as_web_editor_saves(d));
+        if st.switches.html_descriptions {
+            if let Some(d) = body.get("description").and_then(|d| d.as_str()) {
+                body["description"] = json!(html::as_web_editor_saves(d));
+            }
         }
         ui_guests(&mut body, &owner);
         st.insert_event(&owner, body, ui("ui_create", "all", &owner), None)
@@ -84,10 +84,10 @@ impl GoogleEmulator {
     pub fn ui_edit(&self, owner: &str, event_id: &str, mut fields: Json) -> Result<Json, ApiError> {
         let owner = owner.to_ascii_lowercase();
         let mut st = self.state.lock();
-        if st.switches.html_descriptions
-            && let Some(d) = fields.get("description").and_then(|d| d.as_str())
-        {
-            fields["description"] = json!(html::as_web_editor_saves(d));
+        if st.switches.html_descriptions {
+            if let Some(d) = fields.get("description").and_then(|d| d.as_str()) {
+                fields["description"] = json!(html::as_web_editor_saves(d));
+            }
         }
         let organizer = st
             .current(&owner, event_id)
@@ -259,8 +259,10 @@ impl GoogleEmulator {
 
     /// Sets the behaviour switches. Page sizes must let a listing end.
     pub fn set_switches(&self, switches: Switches) -> Result<(), String> {
-        if let Some(sizes) = &switches.page_sizes
-            && !sizes.iter().any(|n| *n > 0)
+        if switches
+            .page_sizes
+            .as_ref()
+            .is_some_and(|sizes| !sizes.iter().any(|n| *n > 0))
         {
             return Err("page_sizes needs a size above 0, or a listing never ends".into());
         }

@@ -150,8 +150,11 @@ impl GoogleEmulator {
         let me = cal.clone();
         st.modify(&cal, event_id, if_match, w, move |stored| {
             stored.insert("status".into(), json!("cancelled"));
-            if guest && let Some(list) = stored.get_mut("attendees").and_then(|a| a.as_array_mut())
-            {
+            let list = stored
+                .get_mut("attendees")
+                .and_then(|a| a.as_array_mut())
+                .filter(|_| guest);
+            if let Some(list) = list {
                 for a in list {
                     if a.get("email")
                         .and_then(|e| e.as_str())
@@ -262,9 +265,7 @@ impl State {
         }
         let organizer = {
             let mut o = json!({"email": to, "self": true});
-            if let Some(c) = self.calendars.get(to)
-                && c.summary != to
-            {
+            if let Some(c) = self.calendars.get(to).filter(|c| c.summary != to) {
                 o["displayName"] = json!(c.summary);
             }
             o

@@ -144,9 +144,7 @@ impl Filters {
             .collect::<Result<_, _>>()?;
         let time_min = parse_time("timeMin", &q.time_min)?;
         let time_max = parse_time("timeMax", &q.time_max)?;
-        if let (Some(a), Some(b)) = (time_min, time_max)
-            && b <= a
-        {
+        if matches!((time_min, time_max), (Some(a), Some(b)) if b <= a) {
             // "Handle API errors", 400: the example Google gives.
             let mut e =
                 ApiError::bad_reason("timeRangeEmpty", "The specified time range is empty.");
