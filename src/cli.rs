@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigFile, DEFAULT_CONFIG_PATH};
 use crate::daemon::state_db::StateDb;
 use crate::daemon::{self, control::Request};
-#[cfg(feature = "emulators")]
-use crate::emulator;
-use crate::engine::CycleOptions;
 use crate::logging::{self, LogFormat};
-use crate::state::StateError;
 use crate::status;
+use hitosync_config::{Config, ConfigFile, DEFAULT_CONFIG_PATH};
+#[cfg(feature = "emulators")]
+use hitosync_emulator as emulator;
+use hitosync_engine::CycleOptions;
+use hitosync_state::StateError;
 
 mod cycles;
 use cycles::{cycle_command, through_daemon};
@@ -221,7 +221,7 @@ pub fn main() -> ExitCode {
 /// already quote their source in their own message, and anyhow's `{:#}`
 /// would print it again after it.
 fn error_text(e: &anyhow::Error) -> String {
-    crate::http::error_chain(e.as_ref())
+    hitosync_net::http::error_chain(e.as_ref())
 }
 
 /// An error with the exit code it deserves: 2 for configuration and
@@ -518,7 +518,7 @@ async fn emulate(e: Emulate) -> Result<ExitCode, Failure> {
             rate_limit,
         } => {
             // The emulator's own token file is test material; any mode will do.
-            let token = crate::hitolink::read_token(&token_file, true).map_err(setup_error)?;
+            let token = hitosync_hitolink::read_token(&token_file, true).map_err(setup_error)?;
             let seed = match seed {
                 Some(path) => emulator::hitolink::read_seed(&path).map_err(setup_error)?,
                 None => emulator::hitolink::Seed::default(),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::emulator::google::{self as gemu, GoogleEmulator};
-use crate::emulator::hitolink::{self as hemu, HitolinkEmulator, Seed};
+use hitosync_emulator::google::{self as gemu, GoogleEmulator};
+use hitosync_emulator::hitolink::{self as hemu, HitolinkEmulator, Seed};
 
 /// A throwaway key made for tests and this demo (Google's legacy P12
 /// format, password `notasecret`). Nothing but the emulator trusts it.

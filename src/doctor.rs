@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{CALENDAR_SCOPE, Config, ConfigFile, Form};
-use crate::google::{
+use hitosync_config::{CALENDAR_SCOPE, Config, ConfigFile, Form};
+use hitosync_core::model::EventStatus;
+use hitosync_core::reconcile::{EventChange, EventDraft, Notify};
+use hitosync_google::{
     AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount,
 };
-use crate::hitolink::{HitolinkClient, HitolinkError, SetupError as HlSetupError, TokenError};
-use crate::model::EventStatus;
-use crate::reconcile::{EventChange, EventDraft, Notify};
+use hitosync_hitolink::{HitolinkClient, HitolinkError, SetupError as HlSetupError, TokenError};
 
 mod state;
 use state::state_check;
@@ -180,7 +180,7 @@ async fn link_checks(config: &Config, write_test: bool) -> Vec<Check> {
         return checks;
     };
     let mut opts = ClientOptions::from_config(config);
-    opts.backoff = crate::retry::Backoff::immediate(2);
+    opts.backoff = hitosync_net::retry::Backoff::immediate(2);
     opts.page_size = 1;
     let calendar = match CalendarClient::new(&account, opts).await {
         Ok(c) => c,
@@ -394,13 +394,15 @@ fn calendar_failure(e: &GoogleError, config: &Config) -> Check {
 async fn write_probe(calendar: &CalendarClient) -> Check {
     let now = chrono::Utc::now();
     // event IDs take base32hex only (a-v, 0-9)
-    let id =
-        crate::reconcile::derived_event_id(&format!("hitosync-doctor-probe-{}", now.timestamp()));
+    let id = hitosync_core::reconcile::derived_event_id(&format!(
+        "hitosync-doctor-probe-{}",
+        now.timestamp()
+    ));
     let probe = EventDraft {
         summary: "hitosync doctor probe (removed at once)".into(),
         description: String::new(),
         location: None,
-        slot: crate::model::Slot {
+        slot: hitosync_core::model::Slot {
             start: now + chrono::Duration::days(365),
             end: now + chrono::Duration::days(365) + chrono::Duration::minutes(5),
         },
@@ -442,8 +444,8 @@ async fn write_probe(calendar: &CalendarClient) -> Check {
 
 /// Compares this machine's clock with the token endpoint's `Date` header.
 async fn clock(config: &Config) -> Check {
-    let client = crate::http::client();
-    let resp = crate::http::send(
+    let client = hitosync_net::http::client();
+    let resp = hitosync_net::http::send(
         &client,
         http::Method::GET,
         &config.google.token_uri,

@@ -8,21 +8,10 @@
 //! (`hitosync-core`) knows no I/O, the two connectors (`hitosync-google`,
 //! `hitosync-hitolink`) know nothing of each other, and they meet only in
 //! `hitosync-engine`. The emulators are a crate of their own that the
-//! product path never links. The re-exports below give the program's
-//! modules one short name per crate.
-
-pub use hitosync_config as config;
-pub use hitosync_core::{model, policy, reconcile};
-pub use hitosync_engine as engine;
-pub use hitosync_engine::link;
-pub use hitosync_google as google;
-pub use hitosync_hitolink as hitolink;
-pub use hitosync_net::{http, private_file, ratelimit, retry};
-pub use hitosync_state as state;
-pub use hitosync_state_postgres as state_pg;
-
-#[cfg(feature = "emulators")]
-pub use hitosync_emulator as emulator;
+//! product path never links. Each module names the crate it uses
+//! (`hitosync_engine::...`): this crate re-exports none of them, so its own
+//! layering is visible in its imports and the tests reach the connectors
+//! and the emulators through their crates, not through the program.
 
 #[cfg(feature = "emulators")]
 pub mod bench;

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CycleReport, PlanItem};
+use hitosync_engine::{CycleReport, PlanItem};
 
 mod inspect;
-use crate::reconcile::Case;
-use crate::state::{
+use hitosync_core::reconcile::Case;
+use hitosync_state::{
     ConflictEntry, Intent, Parked, Report, Side, StateError, StateStore, StateStoreExt,
 };
 pub use inspect::{InspectView, inspect_output};
@@ -26,7 +26,7 @@ pub struct Health {
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
-const HEALTH_KEY: crate::state::MetaKey<Health> = crate::state::MetaKey::new("health");
+const HEALTH_KEY: hitosync_state::MetaKey<Health> = hitosync_state::MetaKey::new("health");
 
 impl Health {
     pub async fn load(store: &dyn StateStore) -> Health {
@@ -122,7 +122,7 @@ pub struct StatusView {
     /// bookings on shapes that cannot book.
     pub reported_events: Vec<Report>,
     /// Google's invitation limit is holding back writes that notify.
-    pub invitation_hold: Option<crate::engine::InvitationHold>,
+    pub invitation_hold: Option<hitosync_engine::InvitationHold>,
     pub breaker: Option<String>,
     pub health: Health,
     /// Only when a running daemon answered.
@@ -135,7 +135,7 @@ impl StatusView {
         store: &dyn StateStore,
         now: DateTime<Utc>,
     ) -> Result<StatusView, StateError> {
-        let cursor = |c: Option<crate::state::Cursor>| {
+        let cursor = |c: Option<hitosync_state::Cursor>| {
             c.map(|c| CursorView {
                 saved_at: c.saved_at,
                 age_seconds: (now - c.saved_at).num_seconds(),
@@ -146,7 +146,7 @@ impl StatusView {
             state_dir: store.location(),
             lease: None,
             mapped_interviews: store.record_count().await?,
-            last_cycle: store.meta(crate::engine::LAST_CYCLE).await?,
+            last_cycle: store.meta(hitosync_engine::LAST_CYCLE).await?,
             google_sync_token: cursor(store.cursor(Side::Google).await?),
             hitolink_cursor: cursor(store.cursor(Side::Hitolink).await?),
             pending_operations: store.intents().await?,
@@ -157,11 +157,11 @@ impl StatusView {
             links_waiting: store.pending_link_count().await?,
             reported_events: store.reports().await?,
             invitation_hold: store
-                .meta(crate::engine::INVITATION_HOLD)
+                .meta(hitosync_engine::INVITATION_HOLD)
                 .await?
                 .flatten()
                 .filter(|h| h.until > now),
-            breaker: store.meta(crate::state::BREAKER).await?.flatten(),
+            breaker: store.meta(hitosync_state::BREAKER).await?.flatten(),
             health: Health::load(store).await,
             daemon: None,
         })
@@ -489,7 +489,7 @@ pub fn status_without_store(health: &Health, live: &Live, json: bool) -> String 
 /// database.
 pub fn render_many(
     views: &[StatusView],
-    replicas: Option<&[crate::state_pg::ReplicaRow]>,
+    replicas: Option<&[hitosync_state_postgres::ReplicaRow]>,
     json: bool,
 ) -> Result<String, StateError> {
     if json {

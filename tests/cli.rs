@@ -1,12 +1,10 @@
 //! The real binary: the emulators start, announce their address first, and
 //! answer; bad arguments fail with a message.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hitosync");
 
@@ -60,8 +58,8 @@ async fn emulate_google_serves_the_token_endpoint() {
         "[google]\nservice_account_email = \"{SERVICE_ACCOUNT}\"\np12_key_file = \"{}\"\norganizer_email = \"{ORGANIZER}\"\napi_base_url = \"http://{addr}/calendar/v3/\"\ntoken_uri = \"http://{addr}/token\"\n[hitolink]\nbase_url = \"http://127.0.0.1:1/\"\napi_token_file = \"/x\"\n",
         key.display()
     );
-    let cfg = hitosync::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-    let c = hitosync::google::CalendarClient::connect(&cfg)
+    let cfg = hitosync_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let c = hitosync_google::CalendarClient::connect(&cfg)
         .await
         .unwrap();
     assert!(c.list_page(None, None).await.unwrap().events.is_empty());
@@ -84,11 +82,11 @@ async fn emulate_hitolink_serves_the_seed() {
         "--seed",
         seed.to_str().unwrap(),
     ]);
-    let c = hitosync::hitolink::HitolinkClient::new(
+    let c = hitosync_hitolink::HitolinkClient::new(
         format!("http://{addr}/").parse().unwrap(),
         secrecy::SecretString::from(HITOLINK_TOKEN.to_string()),
         600,
-        hitosync::retry::Backoff::immediate(2),
+        hitosync_net::retry::Backoff::immediate(2),
     );
     assert_eq!(
         c.application("ap_2").await.unwrap().candidate.display_name,
@@ -179,4 +177,88 @@ fn bench_runs_at_toy_sizes() {
         stdout.contains("rate-limit errors answered: Google 0, HITO-Link 0"),
         "{stdout}"
     );
+}
+
+// --- the standalone binary --------------------------------------------------
+
+/// `hitosync emulate google` in its own process: the admin API drives the
+/// same shapes and faults, and the real Calendar client sees them. (Moved
+/// here from the emulator's conformance tests, which run no binary.)
+#[tokio::test]
+async fn the_standalone_emulator_is_driven_through_its_admin_api() {
+    use http::Method;
+    use serde_json::json;
+
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let p12 = crate::common::fixture("google-legacy.p12");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hitosync"))
+        .args(["emulate", "google", "--listen", "127.0.0.1:0"])
+        .args(["--service-account", crate::common::SERVICE_ACCOUNT])
+        .args(["--organizer", ORGANIZER, "--p12"])
+        .arg(&p12)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _child = Kill(child);
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line was {first:?}"))
+        .to_string();
+    let admin = |path: &str| format!("http://{addr}/_admin{path}");
+
+    let (code, inv) = http(
+        Method::POST,
+        &admin(&format!("/ui/{ORGANIZER}/invitations")),
+        &[],
+        Some(json!({
+            "organizer": "boss@example.co.jp",
+            "summary": "部長面談",
+            "start": {"dateTime": "2026-12-01T10:00:00+09:00"},
+            "end": {"dateTime": "2026-12-01T11:00:00+09:00"},
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{inv}");
+    let (code, _) = http(
+        Method::POST,
+        &admin("/faults"),
+        &[],
+        Some(json!({"fault": {"kind": "disconnect"}, "on": "events.list", "phase": "before"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 204);
+
+    // the real client, through OAuth and its retry loop
+    let dir = tempfile::tempdir().unwrap();
+    let key = crate::common::private_copy(dir.path(), "google-legacy.p12");
+    let text = format!(
+        "[google]\nservice_account_email = \"{}\"\np12_key_file = \"{}\"\norganizer_email = \"{ORGANIZER}\"\napi_base_url = \"http://{addr}/calendar/v3/\"\ntoken_uri = \"http://{addr}/token\"\n[hitolink]\nbase_url = \"http://127.0.0.1:1/\"\napi_token_file = \"/x\"\n",
+        crate::common::SERVICE_ACCOUNT,
+        key.display()
+    );
+    let cfg = hitosync_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let client = hitosync_google::CalendarClient::connect(&cfg)
+        .await
+        .unwrap();
+    let page = client.list_page(None, None).await.unwrap();
+    assert_eq!(page.events.len(), 1, "the invitation is on the calendar");
+    let (_, counters) = http(Method::GET, &admin("/counters"), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(counters["faults"], 1, "{counters}");
+    assert_eq!(counters["events.list"], 2, "the dropped list was retried");
 }

@@ -2,12 +2,10 @@
 //! control socket, config reloads, systemd notifications, and a shutdown
 //! in the middle of an import (metrics: tests/metrics.rs).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, NEVER, NotifySocket, eventually};
-use common::*;
+use crate::common::daemon::{Daemon, NEVER, NotifySocket, eventually};
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -105,7 +103,7 @@ async fn sigterm_during_an_import_then_restart_makes_one_event_each() {
         .collect();
     // slow the calendar a little so that the import is surely in flight
     env.google.emu.inject(
-        hitosync::emulator::google::Fault::Latency { millis: 5 },
+        hitosync_emulator::google::Fault::Latency { millis: 5 },
         100_000,
     );
     let d = Daemon::start(&env, &[]).await;
@@ -121,7 +119,7 @@ async fn sigterm_during_an_import_then_restart_makes_one_event_each() {
     env.google.emu.clear_faults();
     let mut d = Daemon::start(&env, &[]).await;
     d.signal(10);
-    let deadline = Instant::now() + common::daemon::HANG;
+    let deadline = Instant::now() + crate::common::daemon::HANG;
     while env.events().len() < 500 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,9 +1,7 @@
 //! `hitosync doctor` names the setup guide's step for each mistake the
 //! emulators can act out, and passes a correct setup.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 async fn doctor(env: &Env, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["doctor"];

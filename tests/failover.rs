@@ -5,16 +5,14 @@
 //! its lease (SIGSTOP, then SIGCONT) writes nothing after it wakes: its
 //! lease is gone, by the database's token and by its own clock.
 //!
-//! Needs the test PostgreSQL (tests/common/pg.rs says how to start one).
-
-mod common;
+//! Needs the test PostgreSQL (crates/testkit/src/pg.rs says how to start one).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, HANG};
-use common::links::{Links, organizer};
-use common::pg::PgDb;
+use crate::common::daemon::{Daemon, HANG};
+use crate::common::links::{Links, organizer};
+use crate::common::pg::PgDb;
 use serde_json::json;
 
 const LEASE: u64 = 6;
@@ -193,7 +191,9 @@ fn exactly_once(l: &Links, since: usize, edits: &Edits) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() {
-    if common::pg::skip("a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing") {
+    if crate::common::pg::skip(
+        "a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing",
+    ) {
         return;
     }
     let db = PgDb::fresh().await;
@@ -224,7 +224,7 @@ async fn a_dead_replicas_links_are_taken_over_and_a_paused_one_writes_nothing() 
     .await;
     wait_until("the first interviews synced", || async { all_synced(&l) }).await;
     // `status` shows who holds what
-    let (code, out, _) = common::links::run(&ca, &["status"]).await;
+    let (code, out, _) = crate::common::links::run(&ca, &["status"]).await;
     assert_eq!(code, 0);
     assert!(
         out.contains("replicas alive: 2") && out.contains("(this daemon)"),
@@ -378,7 +378,7 @@ async fn run_with_credentials(
 /// still answers; once the lease is gone, `sync` runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_shot_sync_reads_its_password_from_a_credential_and_leaves_a_held_link_alone() {
-    if common::pg::skip(
+    if crate::common::pg::skip(
         "a_one_shot_sync_reads_its_password_from_a_credential_and_leaves_a_held_link_alone",
     ) {
         return;
@@ -386,7 +386,7 @@ async fn a_one_shot_sync_reads_its_password_from_a_credential_and_leaves_a_held_
     let user = std::env::var("HITOSYNC_TEST_PG_PASSWORD_USER").unwrap_or_else(|_| {
         panic!(
             "HITOSYNC_TEST_PG_PASSWORD_USER is not set; {}",
-            common::pg::HOW
+            crate::common::pg::HOW
         )
     });
     let db = PgDb::fresh().await;

@@ -2,20 +2,18 @@
 //! (issue 11): a cursor that never moves on, a `Retry-After` of a day, a
 //! server that never answers, a body of tens of megabytes, items that do
 //! not decode, an error that echoes the `Authorization` header. Each test
-//! puts a hostile proxy (tests/common/hostile.rs) in front of the
+//! puts a hostile proxy (crates/testkit/src/hostile.rs) in front of the
 //! emulators and asserts what hitosync makes of it: the process ends or
 //! answers (a generous outer timeout only turns a hang into a failure),
 //! the error names the side and the cause, the other records sync, and
 //! nothing is lost once the server behaves again.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::daemon::{Daemon, HANG, NEVER};
+use crate::common::hostile::Action;
+use crate::common::*;
 use axum::http::Method;
-use common::daemon::{Daemon, HANG, NEVER};
-use common::hostile::Action;
-use common::*;
 use serde_json::{Value, json};
 
 const CHANGES: &str = "/v1/interviews/changes";

@@ -3,9 +3,7 @@
 //! event and the event naming the interview; events that only look like an
 //! interview's event are left alone and reported.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -73,9 +71,9 @@ async fn a_copy_claiming_an_interview_is_left_alone_after_the_store_is_lost() {
     assert!(out.contains("copi0fthemanaged"), "{out}");
 }
 
-use hitosync::emulator::faults::Phase;
-use hitosync::emulator::google::Fault as GFault;
-use hitosync::emulator::hitolink::Fault as HFault;
+use hitosync_emulator::faults::Phase;
+use hitosync_emulator::google::Fault as GFault;
+use hitosync_emulator::hitolink::Fault as HFault;
 
 #[tokio::test]
 async fn an_insert_applied_whose_answer_is_lost_is_adopted_and_linked() {

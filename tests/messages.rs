@@ -1,10 +1,8 @@
 //! Messages that used to mislead (issue 11): each names the real cause and
 //! the config key or setup step that mends it, and is printed once.
 
-mod common;
-
-use common::daemon::{Daemon, HANG, NEVER};
-use common::*;
+use crate::common::daemon::{Daemon, HANG, NEVER};
+use crate::common::*;
 
 async fn run_bounded(env: &Env, args: &[&str]) -> (i32, String, String) {
     tokio::time::timeout(HANG, env.run(args))

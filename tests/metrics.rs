@@ -3,15 +3,13 @@
 //! series by series; and the alert rules of `config/prometheus/`, checked
 //! and unit-tested by promtool.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, NEVER};
-use common::*;
+use crate::common::daemon::{Daemon, NEVER};
+use crate::common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -103,7 +101,7 @@ async fn a_running_daemon_serves_metrics_promtool_accepts() {
         .unwrap();
     // Google's first answer is a 429
     env.google.emu.inject(
-        hitosync::emulator::google::Fault::TooManyRequests {
+        hitosync_emulator::google::Fault::TooManyRequests {
             retry_after_secs: 1,
         },
         1,

@@ -2,10 +2,8 @@
 //! its own failures; `--link` on the commands; a reload that adds, removes
 //! and changes links touches only those.
 
-mod common;
-
-use common::daemon::{Daemon, HANG, NEVER, eventually};
-use common::links::{Links, run};
+use crate::common::daemon::{Daemon, HANG, NEVER, eventually};
+use crate::common::links::{Links, run};
 
 fn synced(l: &Links, i: usize, id: &str) -> bool {
     l.tenants[i]

@@ -4,14 +4,12 @@
 //! notification socket, and cycles that keep failing, which `status` must
 //! show.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::daemon::{Daemon, HANG, NEVER, NotifySocket};
-use common::hostile::Action;
-use common::*;
+use crate::common::daemon::{Daemon, HANG, NEVER, NotifySocket};
+use crate::common::hostile::Action;
+use crate::common::*;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

@@ -3,10 +3,8 @@
 //! web editor's HTML, answers Google resets, the invitation limit, events
 //! moved away, and pages shorter than asked for.
 
-mod common;
-
-use common::*;
-use hitosync::emulator::google::{InvitationLimit, Switches};
+use crate::common::*;
+use hitosync_emulator::google::{InvitationLimit, Switches};
 use serde_json::json;
 
 fn writes_to(env: &Env, id: &str) -> usize {

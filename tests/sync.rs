@@ -2,9 +2,7 @@
 //! each row of the SPEC's decision table, 410 on each side, a wiped state
 //! dir and a parked bad record.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

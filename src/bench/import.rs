@@ -13,7 +13,7 @@ use chrono::{Duration as Days, Timelike, Utc};
 use serde_json::json;
 
 use super::world::{ORGANIZER, SA, TOKEN, World};
-use crate::reconcile::derived_event_id;
+use hitosync_core::reconcile::derived_event_id;
 
 /// What one import came to.
 #[derive(Debug, Default)]
@@ -133,10 +133,10 @@ fn schedule(w: &World, n: usize) -> anyhow::Result<HashSet<String>> {
                 "interviewers": ["suzuki@example.co.jp"],
             }))
             .map_err(|e| anyhow::anyhow!("seeding: {}", e.body))?;
-        if start < week
-            && let Some(id) = r.body["id"].as_str()
-        {
-            soon.insert(derived_event_id(id).into_string());
+        if start < week {
+            if let Some(id) = r.body["id"].as_str() {
+                soon.insert(derived_event_id(id).into_string());
+            }
         }
     }
     Ok(soon)

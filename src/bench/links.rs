@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::world::{KEY, SA, TOKEN, seed};
-use crate::config::{Backend, StateConfig};
-use crate::emulator::google::{self as gemu, GoogleEmulator};
-use crate::emulator::hitolink::{self as hemu, HitolinkEmulator};
-use crate::state_pg::PgState;
+use hitosync_config::{Backend, StateConfig};
+use hitosync_emulator::google::{self as gemu, GoogleEmulator};
+use hitosync_emulator::hitolink::{self as hemu, HitolinkEmulator};
+use hitosync_state_postgres::PgState;
 
 /// Idle cycles run every this many seconds while measured.
 const PERIOD_S: u64 = 5;

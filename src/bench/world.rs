@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::SyncConfig;
-use crate::emulator::google::{self as gemu, GoogleEmulator};
-use crate::emulator::hitolink::{self as hemu, HitolinkEmulator, Seed};
-use crate::engine::{CalendarApi, CycleOptions, CycleReport, Engine, HitolinkApi};
-use crate::google::{CalendarClient, ClientOptions, ServiceAccount};
-use crate::hitolink::HitolinkClient;
-use crate::retry::Backoff;
-use crate::state::Store;
+use hitosync_config::SyncConfig;
+use hitosync_emulator::google::{self as gemu, GoogleEmulator};
+use hitosync_emulator::hitolink::{self as hemu, HitolinkEmulator, Seed};
+use hitosync_engine::{CalendarApi, CycleOptions, CycleReport, Engine, HitolinkApi};
+use hitosync_google::{CalendarClient, ClientOptions, ServiceAccount};
+use hitosync_hitolink::HitolinkClient;
+use hitosync_net::retry::Backoff;
+use hitosync_state::Store;
 
 pub(super) const ORGANIZER: &str = "recruit@example.co.jp";
 pub(super) const SA: &str = "hitosync-bench@hitosync-bench.iam.gserviceaccount.com";
@@ -110,7 +110,7 @@ impl World {
         let lo = "127.0.0.1:0".parse()?;
         let (ga, _) = gemu::spawn(g.clone(), lo).await?;
         let (ha, _) = hemu::spawn(h.clone(), lo).await?;
-        let der = crate::google::auth::p12_private_key(&key, KEY, "notasecret")?;
+        let der = hitosync_google::auth::p12_private_key(&key, KEY, "notasecret")?;
         let account = ServiceAccount::from_pkcs8(&key, &der, SA)?;
         let calendar = CalendarClient::new(
             &account,

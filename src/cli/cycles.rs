@@ -8,19 +8,19 @@ use std::sync::Arc;
 use super::{
     Failure, error_text, load_config, open_state, run_error, selected, setup_error, state_failure,
 };
-use crate::config::{Config, ConfigFile};
 use crate::daemon::control::{self, Request};
 use crate::daemon::{self, state_db::StateDb};
-use crate::engine::{CycleOptions, CycleReport, EngineError};
-use crate::google::GoogleError;
-use crate::hitolink::HitolinkError;
-use crate::link::Link;
-use crate::state::{Lease, StateError, StateStore};
 use crate::status;
+use hitosync_config::{Config, ConfigFile};
+use hitosync_engine::link::Link;
+use hitosync_engine::{CycleOptions, CycleReport, EngineError};
+use hitosync_google::GoogleError;
+use hitosync_hitolink::HitolinkError;
+use hitosync_state::{Lease, StateError, StateStore};
 
 /// Fires on SIGINT or SIGTERM: a one-shot cycle stops like the daemon's.
-pub(super) fn stop_on_signals() -> crate::retry::CancellationToken {
-    let token = crate::retry::CancellationToken::new();
+pub(super) fn stop_on_signals() -> hitosync_net::retry::CancellationToken {
+    let token = hitosync_net::retry::CancellationToken::new();
     let fire = token.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -81,10 +81,10 @@ pub(super) async fn run_cycle(
     backend: &StateDb,
     config: &Config,
     opts: CycleOptions,
-    stop: &crate::retry::CancellationToken,
+    stop: &hitosync_net::retry::CancellationToken,
 ) -> Result<CycleReport, Failure> {
     let mut link = Link::connect(config).await.map_err(|e| {
-        if file.form == crate::config::Form::Many {
+        if file.form == hitosync_config::Form::Many {
             setup_error(anyhow::anyhow!("link {:?}: {e}", config.link))
         } else {
             setup_error(e)

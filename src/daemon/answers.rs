@@ -12,8 +12,8 @@ use super::Supervisor;
 use super::control::{Answer, Request};
 use super::state_db::StateDbSlot;
 use super::worker::Shared;
-use crate::engine::CycleOptions;
 use crate::status::{self, LeaseView, StatusView};
+use hitosync_engine::CycleOptions;
 
 /// One link as `status` needs it.
 struct Item {

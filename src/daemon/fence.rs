@@ -11,12 +11,12 @@
 
 use async_trait::async_trait;
 
-use crate::engine::{CalendarApi, HitolinkApi};
-use crate::google::{EventPage, GoogleError};
-use crate::hitolink::{ApplicationInfo, ChangePage, HitolinkError, InterviewPatch, NewInterview};
-use crate::model::{CalendarEvent, EventStatus, Interview};
-use crate::reconcile::{Decliner, EventChange, EventDraft, Notify};
-use crate::state::Lease;
+use hitosync_core::model::{CalendarEvent, EventStatus, Interview};
+use hitosync_core::reconcile::{Decliner, EventChange, EventDraft, Notify};
+use hitosync_engine::{CalendarApi, HitolinkApi};
+use hitosync_google::{EventPage, GoogleError};
+use hitosync_hitolink::{ApplicationInfo, ChangePage, HitolinkError, InterviewPatch, NewInterview};
+use hitosync_state::Lease;
 
 pub struct FencedCalendar<'a> {
     pub inner: &'a dyn CalendarApi,

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::retry::CancellationToken;
-use crate::state::Lease;
-use crate::state_pg::{LeaseRow, PgState};
+use hitosync_net::retry::CancellationToken;
+use hitosync_state::Lease;
+use hitosync_state_postgres::{LeaseRow, PgState};
 
 /// What the supervisor hears from the manager.
 #[derive(Debug)]

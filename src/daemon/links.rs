@@ -12,10 +12,10 @@ use super::metrics::{LinkMetrics, Metrics};
 use super::state_db::StateDbSlot;
 use super::systemd::Notifier;
 use super::worker::{Command, Settings, Shared, Worker};
-use crate::config::{Config, parse_schedule};
-use crate::link::{Link, LinkError};
-use crate::retry::CancellationToken;
-use crate::state::Lease;
+use hitosync_config::{Config, parse_schedule};
+use hitosync_engine::link::{Link, LinkError};
+use hitosync_net::retry::CancellationToken;
+use hitosync_state::Lease;
 
 /// A running worker.
 pub struct Runner {
@@ -49,12 +49,12 @@ impl LinkSlot {
     }
 
     pub fn set_setup_error(&self, e: Option<String>) {
-        let mut live = self.shared.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.shared.live.lock();
         live.setup_error = e;
     }
 
     pub fn set_running_here(&self, yes: bool) {
-        let mut live = self.shared.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.shared.live.lock();
         live.running_here = yes;
     }
 }
@@ -65,7 +65,7 @@ pub struct Env {
     pub metrics: Arc<Metrics>,
     /// Per link: its metrics handle and the clients' counters it observes,
     /// kept across restarts so that its counters only ever grow.
-    pub meters: std::sync::Mutex<BTreeMap<String, Meter>>,
+    pub meters: parking_lot::Mutex<BTreeMap<String, Meter>>,
     pub notifier: Arc<Notifier>,
     /// The daemon's shutdown; each worker's cancel token is its child.
     pub stop: CancellationToken,
@@ -74,8 +74,8 @@ pub struct Env {
 /// One link's metrics and the counters its clients count on.
 pub struct Meter {
     pub metrics: Arc<LinkMetrics>,
-    google: Arc<crate::google::client::Counters>,
-    hitolink: Arc<crate::hitolink::client::Counters>,
+    google: Arc<hitosync_google::client::Counters>,
+    hitolink: Arc<hitosync_hitolink::client::Counters>,
 }
 
 /// The link's clients from its view of the config; the error names the
@@ -95,7 +95,7 @@ impl Env {
     /// made again when it comes back (a lease taken again). A restarted
     /// link's new clients count on the counters the first ones did.
     fn meter(&self, name: &str, link: &mut Link) -> Arc<LinkMetrics> {
-        let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut meters = self.meters.lock();
         let m = match meters.get(name) {
             Some(m) => {
                 link.calendar.counters = m.google.clone();
@@ -123,12 +123,7 @@ impl Env {
     /// The link stopped running here (removed, or run by another
     /// replica): its gauges go once `worker` (its last worker) ended.
     pub fn forget_metrics(&self, name: &str, worker: Option<tokio::task::JoinHandle<()>>) {
-        let m = self
-            .meters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|m| m.metrics.clone());
+        let m = self.meters.lock().get(name).map(|m| m.metrics.clone());
         if let Some(m) = m {
             tokio::spawn(async move {
                 if let Some(t) = worker {
@@ -141,12 +136,7 @@ impl Env {
 
     /// Every link's handle, for the reload counter.
     pub fn reloaded(&self) {
-        for m in self
-            .meters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
+        for m in self.meters.lock().values() {
             m.metrics.reloaded();
         }
     }

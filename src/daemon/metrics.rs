@@ -16,18 +16,20 @@
 mod families;
 mod http;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::engine::{CycleReport, EngineError, INVITATION_HOLD};
-use crate::google::GoogleError;
-use crate::link::Link;
-use crate::retry::{CallObserver, Outcome, Pause};
-use crate::state::{StateStore, StateStoreExt};
+use hitosync_engine::link::Link;
+use hitosync_engine::{CycleReport, EngineError, INVITATION_HOLD};
+use hitosync_google::GoogleError;
+use hitosync_net::retry::{CallObserver, Outcome, Pause};
+use hitosync_state::{StateStore, StateStoreExt};
 
 use families::{
     EndpointLabels, Families, LinkLabels, RequestLabels, ResultLabels, SideLabels, WaitLabels,
@@ -192,7 +194,7 @@ impl LinkMetrics {
         }
         self.sync_token_refreshes();
         let source = link.calendar.tokens().refreshes();
-        let mut current = self.token_source.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.token_source.lock();
         if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &source)) {
             self.token_refreshes_seen
                 .store(source.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -250,11 +252,7 @@ impl LinkMetrics {
     /// nowhere else), so catching up at each cycle's end is exact for
     /// every scrape between cycles.
     fn sync_token_refreshes(&self) {
-        let source = self
-            .token_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let source = self.token_source.lock().clone();
         if let Some(source) = source {
             let now = source.load(Ordering::Relaxed);
             let before = self.token_refreshes_seen.swap(now, Ordering::Relaxed);
@@ -270,7 +268,7 @@ impl LinkMetrics {
     pub async fn store_changed(&self, store: &dyn StateStore) {
         let f = &self.f;
         let l = self.labels();
-        let count = |r: Result<usize, crate::state::StateError>, what: &str| match r {
+        let count = |r: Result<usize, hitosync_state::StateError>, what: &str| match r {
             Ok(n) => Some(n as i64),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics: cannot read the {what}");
@@ -310,7 +308,7 @@ impl LinkMetrics {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the parked records"),
         }
-        match store.meta(crate::state::BREAKER).await {
+        match store.meta(hitosync_state::BREAKER).await {
             Ok(held) => {
                 f.breaker_held
                     .get_or_create(&l)

@@ -32,17 +32,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::retry::CancellationToken;
+use hitosync_net::retry::CancellationToken;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigError, ConfigFile, Form};
-use crate::engine::CycleOptions;
-use crate::link::LinkError;
-use crate::state::StateError;
 use control::{Answer, ControlError};
+use hitosync_config::{ConfigError, ConfigFile, Form};
+use hitosync_engine::CycleOptions;
+use hitosync_engine::link::LinkError;
+use hitosync_state::StateError;
 use leases::{LeaseCommand, LeaseEvent, LeaseManager};
 use links::{Env, LinkSlot};
 use metrics::Metrics;
@@ -144,7 +144,7 @@ pub async fn run_until(
     let mut failures = vec![];
     for c in &file.links {
         let mut slot = LinkSlot::new(c.clone());
-        match crate::link::Link::connect(c).await {
+        match hitosync_engine::link::Link::connect(c).await {
             Ok(link) => slot.prepared = Some(link),
             Err(e) if !many => return Err(DaemonError::Link(e)),
             Err(e) => {
@@ -162,7 +162,7 @@ pub async fn run_until(
                 },
                 None => Default::default(),
             };
-            *slot.shared.health.lock().unwrap_or_else(|p| p.into_inner()) = h;
+            *slot.shared.health.lock() = h;
         }
         table.insert(c.link.clone(), slot);
     }
@@ -324,13 +324,14 @@ fn watch_config(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::Recommended
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res
-            && !ev.kind.is_access()
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(name.as_os_str()))
-        {
+        let ours = res.is_ok_and(|ev| {
+            !ev.kind.is_access()
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_os_str()))
+        });
+        if ours {
             let _ = tx.try_send(());
         }
     })

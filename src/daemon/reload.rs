@@ -7,7 +7,7 @@ use tracing::{error, info, warn};
 use super::Supervisor;
 use super::leases::LeaseCommand;
 use super::links::{self, LinkSlot};
-use crate::config::{ConfigFile, Form};
+use hitosync_config::{ConfigFile, Form};
 
 impl Supervisor {
     /// SIGHUP or an edited file: a bad file is refused and the old one

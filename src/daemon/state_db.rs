@@ -2,11 +2,13 @@
 //! open it: sled in `daemon.state_dir` (one process; the default) or
 //! PostgreSQL (`[state] backend = "postgres"`: replicas under leases).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use crate::config::{Backend as Kind, ConfigFile, StateConfig};
-use crate::state::{Lease, SledDb, StateError, StateStore};
-use crate::state_pg::{LeaseRow, PgState, ReplicaRow};
+use parking_lot::RwLock;
+
+use hitosync_config::{Backend as Kind, ConfigFile, StateConfig};
+use hitosync_state::{Lease, SledDb, StateError, StateStore};
+use hitosync_state_postgres::{LeaseRow, PgState, ReplicaRow};
 
 #[derive(Debug, Clone)]
 pub enum StateDb {
@@ -103,10 +105,7 @@ impl StateDbSlot {
 
     /// The open backend and its generation (which changes when reopened).
     pub fn get(&self) -> Option<(u64, Arc<StateDb>)> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     pub async fn get_or_open(&self) -> Result<(u64, Arc<StateDb>), StateError> {
@@ -120,10 +119,7 @@ impl StateDbSlot {
     /// until every handle is gone: while another link's cycle still holds
     /// one, the open fails as locked and is tried at the next cycle.
     pub async fn reopen(&self) -> Result<(u64, Arc<StateDb>), StateError> {
-        self.current
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.current.write().take();
         self.open().await
     }
 
@@ -133,7 +129,7 @@ impl StateDbSlot {
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((g, b.clone()));
+        *self.current.write() = Some((g, b.clone()));
         Ok((g, b))
     }
 }

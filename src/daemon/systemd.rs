@@ -33,7 +33,7 @@ impl Notifier {
     }
 
     /// Sends `states` as one datagram; never waits.
-    pub fn notify(&self, states: &[NotifyState]) {
+    pub fn notify(&self, states: &[NotifyState<'_>]) {
         let Some((sock, path)) = &self.target else {
             return;
         };

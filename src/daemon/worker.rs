@@ -7,12 +7,14 @@
 //! own request budgets), schedules, failures and backoff: one link's bad
 //! key or dead server never slows another.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
-use crate::retry::CancellationToken;
 use chrono::{DateTime, Utc};
+use hitosync_net::retry::CancellationToken;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -21,10 +23,10 @@ use super::fence::{FencedCalendar, FencedHitolink};
 use super::metrics::LinkMetrics;
 use super::state_db::StateDbSlot;
 use super::systemd::Notifier;
-use crate::engine::{CycleOptions, CycleReport, Engine, EngineError};
-use crate::link::Link;
-use crate::state::{Lease, StateError, StateStore};
 use crate::status::{self, Health, Live, RunningCycle};
+use hitosync_engine::link::Link;
+use hitosync_engine::{CycleOptions, CycleReport, Engine, EngineError};
+use hitosync_state::{Lease, StateError, StateStore};
 
 /// What the worker shares with the supervisor for `status`.
 #[derive(Debug, Default)]
@@ -35,19 +37,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn snapshot(&self) -> (Health, Live) {
-        (
-            self.health
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            self.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        )
+        (self.health.lock().clone(), self.live.lock().clone())
     }
 
     /// A cycle that has run past its deadline by `grace` and still not
     /// ended: cancelling did not work, something blocks for good.
     pub fn wedged(&self, deadline: Duration, grace: Duration) -> bool {
-        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.live.lock();
         live.cycle_running.as_ref().is_some_and(|c| {
             (Utc::now() - c.since)
                 .to_std()
@@ -404,12 +400,11 @@ impl Worker {
         // An I/O error (a full disk, EIO) leaves sled refusing writes for
         // good; the next cycle opens it anew so that, once the cause is
         // gone, it goes on without a restart.
-        if failure.is_some()
-            && !outcome.shut_down
-            && let Err(e) = store.check_writable().await
-        {
-            warn!(error = %e, "the store takes no writes; the next cycle opens it again");
-            self.store_suspect = true;
+        if failure.is_some() && !outcome.shut_down {
+            if let Err(e) = store.check_writable().await {
+                warn!(error = %e, "the store takes no writes; the next cycle opens it again");
+                self.store_suspect = true;
+            }
         }
         answer
     }
@@ -425,9 +420,7 @@ impl Worker {
         } else {
             self.backend.get_or_open().await?
         };
-        if let Some((g, s)) = &self.store
-            && *g == generation
-        {
+        if let Some((_, s)) = self.store.as_ref().filter(|(g, _)| *g == generation) {
             return Ok(s.clone());
         }
         let s = backend.store(&self.name, self.lease.clone())?;
@@ -440,7 +433,7 @@ impl Worker {
         self.retry_at = None;
         let now = Utc::now();
         let health = {
-            let mut h = self.shared.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.shared.health.lock();
             h.succeeded(now);
             h.clone()
         };
@@ -471,14 +464,14 @@ impl Worker {
         self.retry_at = (!progressed)
             .then(|| Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
         let health = {
-            let mut h = self.shared.health.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = self.shared.health.lock();
             h.failed(text.clone(), Utc::now());
             h.clone()
         };
-        if let Some(store) = store
-            && let Err(e) = health.save(store).await
-        {
-            warn!(error = %e, "cannot save the cycle's health in the store");
+        if let Some(store) = store {
+            if let Err(e) = health.save(store).await {
+                warn!(error = %e, "cannot save the cycle's health in the store");
+            }
         }
         error!(error = %text, failures = self.failures, retry_in_s = wait.as_secs(), "cycle failed; the cursors did not move, so the next cycle reads the same changes again");
         self.notifier.status(&format!(
@@ -488,19 +481,11 @@ impl Worker {
     }
 
     fn set_running(&self, running: Option<RunningCycle>) {
-        self.shared
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cycle_running = running;
+        self.shared.live.lock().cycle_running = running;
     }
 
     fn set_store_error(&self, e: Option<String>) {
-        self.shared
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store_error = e;
+        self.shared.live.lock().store_error = e;
     }
 }
 

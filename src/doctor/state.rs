@@ -3,21 +3,21 @@
 use std::path::Path;
 
 use super::{Check, STEP_CONFIG};
-use crate::config::{Backend as Kind, ConfigFile};
+use hitosync_config::{Backend as Kind, ConfigFile};
 
 /// Where the state lives: the state dir is writable, or the database
 /// answers and its schema is one this version reads (migrated if older).
 pub(super) async fn state_check(file: &ConfigFile) -> Check {
     match file.state.backend {
         Kind::Sled => state_dir(&file.daemon.state_dir),
-        Kind::Postgres => match crate::state_pg::PgState::open(&file.state).await {
+        Kind::Postgres => match hitosync_state_postgres::PgState::open(&file.state).await {
             Ok(pg) => Check::ok(
                 STEP_CONFIG,
                 "state database",
                 format!(
                     "{} answers; schema version {}",
                     pg.target(),
-                    crate::state_pg::LATEST
+                    hitosync_state_postgres::LATEST
                 ),
             ),
             Err(e) => Check::failed(

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::reconcile::EventRef;
+use hitosync_core::reconcile::EventRef;
 
-use crate::state::{InterviewId, Parked, Record, Report, StateError, StateStore};
+use hitosync_state::{InterviewId, Parked, Record, Report, StateError, StateStore};
 
 /// `inspect ID`: one interview's mapping, agreement and history.
 #[derive(Debug, Serialize)]
@@ -109,7 +109,7 @@ pub async fn inspect_output(
             .parked()
             .await?
             .into_iter()
-            .find(|p| p.key == crate::state::WorkKey::Interview(iid.clone())),
+            .find(|p| p.key == hitosync_state::WorkKey::Interview(iid.clone())),
         lookalikes: store
             .reports()
             .await?

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{GoogleEmu, HITOLINK_TOKEN, HitolinkEmu, SERVICE_ACCOUNT, fixture, hiring_seed};
-use hitosync::emulator::google::{self as gemu, GoogleEmulator};
+use hitosync_emulator::google::{self as gemu, GoogleEmulator};
 
 pub struct Links {
     pub google: GoogleEmu,

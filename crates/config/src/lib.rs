@@ -298,18 +298,17 @@ impl Config {
             ("daemon.schedule", &d.schedule),
             ("daemon.full_resync_schedule", &d.full_resync_schedule),
         ] {
-            if let Ok(s) = parse_schedule(expr)
-                && s.upcoming(chrono::Utc).next().is_none()
-            {
+            if parse_schedule(expr).is_ok_and(|s| s.upcoming(chrono::Utc).next().is_none()) {
                 out.push(format!(
                     "{key} = {expr:?} never fires (no such date is ahead); no cycle will run on it"
                 ));
             }
         }
-        if let Some(listen) = &d.metrics_listen
-            && let Ok(addr) = SocketAddr::from_str(listen)
-            && addr.ip().is_unspecified()
-        {
+        let unspecified = d.metrics_listen.as_ref().and_then(|listen| {
+            let addr = SocketAddr::from_str(listen).ok()?;
+            addr.ip().is_unspecified().then_some((listen, addr))
+        });
+        if let Some((listen, addr)) = unspecified {
             out.push(format!(
                 "daemon.metrics_listen = {listen:?} serves metrics on every network interface, unauthenticated; use 127.0.0.1:{} unless a firewall keeps others out",
                 addr.port()

@@ -164,8 +164,10 @@ impl StateConfig {
                         "both set",
                     );
                 }
-                if let Some(name) = &self.password_credential
-                    && (name.is_empty() || name.contains('/'))
+                if let Some(name) = self
+                    .password_credential
+                    .as_ref()
+                    .filter(|name| name.is_empty() || name.contains('/'))
                 {
                     return bad(
                         "password_credential",

@@ -48,8 +48,10 @@ pub(crate) fn validate_daemon(d: &DaemonConfig) -> Result<(), Bad> {
             "0",
         );
     }
-    if let Some(listen) = &d.metrics_listen
-        && SocketAddr::from_str(listen).is_err()
+    if let Some(listen) = d
+        .metrics_listen
+        .as_ref()
+        .filter(|listen| SocketAddr::from_str(listen).is_err())
     {
         return bad(
             "daemon.metrics_listen",

@@ -84,18 +84,22 @@ impl Engine<'_> {
                         // read it, decide again.
                         Disposition::ReadAgain => {
                             let ev = self.get_event(c.event_id()).await?;
-                            if let (Seen::Now(e), Some(iid)) = (&ev, &interview_id)
-                                && let Some(other) = e.interview_id()
-                                && other != iid
-                            {
+                            // The event is another interview's.
+                            let taken = match (&ev, &interview_id) {
+                                (Seen::Now(e), Some(iid)) => e
+                                    .interview_id()
+                                    .filter(|other| *other != iid)
+                                    .map(|other| (e, other)),
+                                (Seen::Now(_) | Seen::NoNews | Seen::Gone, _) => None,
+                            };
+                            if let (Some((e, other)), Some(iid)) = (taken, &interview_id) {
                                 // The interview named an event that is
                                 // another's (an admin's edit): make its own
                                 // under the derived ID, and the write-back
                                 // sets the name right.
-                                if matches!(c, CalendarOp::Insert { .. })
-                                    && *c.event_id() != derived_event_id(iid)
-                                    && let Seen::Now(iv) = &item.hitolink
-                                {
+                                let renamed = matches!(c, CalendarOp::Insert { .. })
+                                    && *c.event_id() != derived_event_id(iid);
+                                if let Some(iv) = item.hitolink.now().filter(|_| renamed) {
                                     let mut iv = iv.clone();
                                     iv.external_event_id = None;
                                     return Ok(Step::Again {

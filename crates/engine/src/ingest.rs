@@ -435,13 +435,16 @@ impl Engine<'_> {
                 w.calendar = self.get_event(&event_id).await?;
                 // Without a mapping, the event the interview names (a
                 // booking's) is a candidate too.
-                if let Some(named) = w.hitolink.now().and_then(|iv| iv.external_event_id.clone())
-                    && !mapped
-                    && named != event_id
-                    && let Seen::Now(ev) = self.get_event(&named).await?
-                {
-                    w.claimants.retain(|c| c.id != ev.id);
-                    w.claimants.push(ev);
+                let named = w
+                    .hitolink
+                    .now()
+                    .and_then(|iv| iv.external_event_id.clone())
+                    .filter(|named| !mapped && *named != event_id);
+                if let Some(named) = named {
+                    if let Seen::Now(ev) = self.get_event(&named).await? {
+                        w.claimants.retain(|c| c.id != ev.id);
+                        w.claimants.push(ev);
+                    }
                 }
             }
             WorkKey::Event(id) => {

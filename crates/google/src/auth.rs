@@ -196,8 +196,9 @@ pub fn p12_private_key(path: &Path, bytes: &[u8], password: &str) -> Result<Vec<
 /// service account's signatures, and so does the emulator.
 pub fn p12_certificate(path: &Path, bytes: &[u8], password: &str) -> Result<Vec<u8>, KeyError> {
     let store = open_p12(path, bytes, password)?;
-    if let Some((_, chain)) = store.private_key_chain()
-        && let Some(cert) = chain.certs().first()
+    if let Some(cert) = store
+        .private_key_chain()
+        .and_then(|(_, chain)| chain.certs().first())
     {
         return Ok(cert.as_der().to_vec());
     }
@@ -261,7 +262,7 @@ pub struct TokenSource {
     scope: String,
     /// Token exchanges seen (a token unlike the last one), for metrics.
     refreshes: Arc<AtomicU64>,
-    last: Arc<std::sync::Mutex<u64>>,
+    last: Arc<parking_lot::Mutex<u64>>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -322,7 +323,7 @@ impl TokenSource {
             token_uri: token_uri.to_string(),
             scope: CALENDAR_SCOPE.to_string(),
             refreshes: Arc::new(AtomicU64::new(0)),
-            last: Arc::new(std::sync::Mutex::new(0)),
+            last: Arc::new(parking_lot::Mutex::new(0)),
         })
     }
 
@@ -359,7 +360,7 @@ impl TokenSource {
             h.finish()
         };
         {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last.lock();
             if *last != digest {
                 *last = digest;
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
@@ -384,7 +385,7 @@ impl GetToken for TokenSource {
         Box::pin(async move {
             match self.token().await {
                 Ok(t) => Ok(Some(t.0.expose_secret().to_string())),
-                Err(e) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+                Err(e) => Err(e.into()),
             }
         })
     }

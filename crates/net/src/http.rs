@@ -4,18 +4,29 @@
 //! connector and the conditional Calendar writes (which google-calendar3
 //! cannot send with `If-Match`) use the very same client, so there is one
 //! connection pool, one TLS configuration and one place that sets timeouts.
+//!
+//! The client's type is spelled here from hyper and hyper-util, the very
+//! types `google_calendar3::common::Client` names, rather than imported from
+//! google-calendar3: this crate (and so the HITO-Link connector and the
+//! PostgreSQL store) then need not wait for Google's 15,000-line API crate
+//! to compile. `hitosync-google` hands the client to google-calendar3,
+//! which is where a mismatch would fail to build.
 
 use std::time::Duration;
 
-use google_calendar3::common;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub type Connector = HttpsConnector<HttpConnector>;
-pub type Client = common::Client<Connector>;
+/// A request's body: google-calendar3's `common::Body`.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+/// google-calendar3's `common::Client<Connector>`.
+pub type Client = hyper_util::client::legacy::Client<Connector, Body>;
 
 /// How long one request may take, connect to last body byte. A stuck peer
 /// must not stall a cycle forever; the retry layer decides what comes next.
@@ -51,7 +62,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: hyper::body::Bytes,
+    pub body: Bytes,
 }
 
 /// Why a request got no HTTP answer at all.
@@ -107,7 +118,7 @@ pub async fn send(
         builder = builder.header(http::header::CONTENT_TYPE, "application/json");
     }
     let request = builder
-        .body(common::to_body(body))
+        .body(to_body(body))
         .map_err(|e| SendError::Connect(format!("invalid request: {e}")))?;
     let fut = async {
         let response = client
@@ -120,9 +131,7 @@ pub async fn send(
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(n) = declared
-            && n > MAX_BODY_BYTES as u64
-        {
+        if let Some(n) = declared.filter(|n| *n > MAX_BODY_BYTES as u64) {
             return Err(SendError::TooLarge {
                 limit: MAX_BODY_BYTES,
                 declared: Some(n),
@@ -153,6 +162,12 @@ pub async fn send(
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
         .await
         .map_err(|_| SendError::Timeout(REQUEST_TIMEOUT))?
+}
+
+/// A whole body in memory, as a request's [`Body`].
+fn to_body(body: Option<String>) -> Body {
+    let full = http_body_util::Full::new(Bytes::from(body.unwrap_or_default()));
+    BoxBody::new(full.map_err(|never: std::convert::Infallible| match never {}))
 }
 
 /// hyper's errors say "client error (Connect)" and hide the useful part in

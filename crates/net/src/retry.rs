@@ -202,8 +202,10 @@ impl CallStats {
     fn paused(&self, what: &str, pause: Pause, waited: Duration) {
         // A budget with room to spare is no wait; a retry is worth
         // reporting even when its backoff is zero (tests).
-        if let Some(o) = self.observer.get()
-            && (!waited.is_zero() || pause != Pause::Budget)
+        if let Some(o) = self
+            .observer
+            .get()
+            .filter(|_| !waited.is_zero() || pause != Pause::Budget)
         {
             o.paused(what, pause, waited);
         }
@@ -258,8 +260,9 @@ where
         if !e.is_retryable() {
             return Err(e);
         }
-        if let Some(asked) = e.retry_after()
-            && asked > bounds.max_retry_after
+        if let Some(asked) = e
+            .retry_after()
+            .filter(|asked| *asked > bounds.max_retry_after)
         {
             tracing::warn!(
                 call = what,

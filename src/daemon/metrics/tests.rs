@@ -2,8 +2,8 @@
 
 use super::http::wants_openmetrics;
 use super::*;
-use crate::state::Store;
 use axum::http::{HeaderMap, header};
+use hitosync_state::Store;
 
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -134,7 +134,7 @@ fn cycles_count_by_result_and_plans_do_not() {
     };
     link.cycle_finished(Ok(&report), Duration::from_millis(700), false);
     link.cycle_finished(Ok(&report), Duration::from_millis(700), true);
-    let auth = EngineError::Google(GoogleError::Auth(crate::google::AuthError::Other(
+    let auth = EngineError::Google(GoogleError::Auth(hitosync_google::AuthError::Other(
         "refused".into(),
     )));
     link.cycle_finished(Err(Some(&auth)), Duration::from_millis(40), false);
@@ -167,7 +167,7 @@ fn cycles_count_by_result_and_plans_do_not() {
 
 #[tokio::test]
 async fn parked_and_breaker_come_from_the_whole_store() {
-    use crate::state::WorkKey;
+    use hitosync_state::WorkKey;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let m = Metrics::new();
@@ -192,7 +192,10 @@ async fn parked_and_breaker_come_from_the_whole_store() {
         )
         .unwrap();
     store
-        .put_meta(crate::state::BREAKER, &Some("7 cancellations".to_string()))
+        .put_meta(
+            hitosync_state::BREAKER,
+            &Some("7 cancellations".to_string()),
+        )
         .unwrap();
     link.store_changed(&store).await;
     let text = m.render(false).unwrap();
@@ -204,7 +207,7 @@ async fn parked_and_breaker_come_from_the_whole_store() {
     );
     assert_eq!(get("hitosync_breaker_held{link=\"default\"}"), 1.0);
 
-    store.put_meta(crate::state::BREAKER, &None).unwrap();
+    store.put_meta(hitosync_state::BREAKER, &None).unwrap();
     for id in ["iv_1", "iv_2"] {
         store.settle(&WorkKey::Interview(id.into())).unwrap();
     }
@@ -229,7 +232,7 @@ async fn an_invitation_hold_shows_until_it_ends() {
     let link = m.link("default");
     let until = chrono::Utc::now() + chrono::Duration::minutes(40);
     let hold = |until| {
-        Some(crate::engine::InvitationHold {
+        Some(hitosync_engine::InvitationHold {
             until,
             reason: "quotaExceeded".into(),
             wait_secs: 60,
@@ -240,7 +243,7 @@ async fn an_invitation_hold_shows_until_it_ends() {
     let three_hours_ago = chrono::Utc::now() - chrono::Duration::hours(3);
     store
         .park_until(
-            &crate::state::WorkKey::Interview("iv_9".into()),
+            &hitosync_state::WorkKey::Interview("iv_9".into()),
             "invitation limit",
             three_hours_ago,
             until,

@@ -255,9 +255,7 @@ impl Interview {
                 r.status
             ));
         }
-        if let Some(email) = &r.candidate.email
-            && !is_email(email)
-        {
+        if let Some(email) = r.candidate.email.as_ref().filter(|e| !is_email(e)) {
             return Err(format!("candidate email {email:?} is not an address"));
         }
         let mut interviewers = Vec::with_capacity(r.interviewers.len());

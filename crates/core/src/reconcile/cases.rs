@@ -95,10 +95,11 @@ pub(super) fn decide_mapped(
 ) -> Decision {
     // A shape HITO-Link cannot hold: give the event its time back, or stop.
     let mut repair_time = false;
-    if let Seen::Now(ev) = calendar
-        && !snap.retired
-        && ev.status != EventStatus::Cancelled
-    {
+    let live = calendar
+        .now()
+        .copied()
+        .filter(|ev| !snap.retired && ev.status != EventStatus::Cancelled);
+    if let Some(ev) = live {
         match ev.shape(&policy.organizer) {
             EventShape::Single => {}
             shape @ (EventShape::AllDay | EventShape::Recurring) => {

@@ -265,8 +265,11 @@ pub fn presentation(iv: &Interview, policy: &Policy) -> Presentation {
         .iter()
         .map(|i| i.email.to_ascii_lowercase())
         .collect();
-    if policy.invite_candidate
-        && let Some(e) = &iv.candidate.email
+    if let Some(e) = iv
+        .candidate
+        .email
+        .as_ref()
+        .filter(|_| policy.invite_candidate)
     {
         invitees.insert(e.to_ascii_lowercase());
     }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::html;
 use super::invitations::InvitationLimit;
-use super::state::{GoogleEmulator, Json, Switches, WriteRecord, lock};
+use super::state::{GoogleEmulator, Json, Switches, WriteRecord};
 use super::store::Write;
 use super::validate::{merge, organizer_copy};
 
@@ -65,16 +65,16 @@ impl GoogleEmulator {
     /// properties unless given; with guests, the organizer is one of them).
     pub fn ui_create(&self, owner: &str, mut body: Json) -> Result<Json, ApiError> {
         let owner = owner.to_ascii_lowercase();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let id = format!("ui{:08}abc", st.next_random_id);
         st.next_random_id += 1;
         if body.get("id").is_none() {
             body["id"] = json!(id);
         }
-        if st.switches.html_descriptions
-            && let Some(d) = body.get("description").and_then(|d| d.as_str())
-        {
-            body["description"] = json!(html::as_web_editor_saves(d));
+        if st.switches.html_descriptions {
+            if let Some(d) = body.get("description").and_then(|d| d.as_str()) {
+                body["description"] = json!(html::as_web_editor_saves(d));
+            }
         }
         ui_guests(&mut body, &owner);
         st.insert_event(&owner, body, ui("ui_create", "all", &owner), None)
@@ -83,11 +83,11 @@ impl GoogleEmulator {
     /// The organizer edits an event in the UI (move, place, title, ...).
     pub fn ui_edit(&self, owner: &str, event_id: &str, mut fields: Json) -> Result<Json, ApiError> {
         let owner = owner.to_ascii_lowercase();
-        let mut st = lock(&self.state);
-        if st.switches.html_descriptions
-            && let Some(d) = fields.get("description").and_then(|d| d.as_str())
-        {
-            fields["description"] = json!(html::as_web_editor_saves(d));
+        let mut st = self.state.lock();
+        if st.switches.html_descriptions {
+            if let Some(d) = fields.get("description").and_then(|d| d.as_str()) {
+                fields["description"] = json!(html::as_web_editor_saves(d));
+            }
         }
         let organizer = st
             .current(&owner, event_id)
@@ -107,7 +107,7 @@ impl GoogleEmulator {
     /// The organizer deletes an event in the UI.
     pub fn ui_delete(&self, owner: &str, event_id: &str) -> Result<Json, ApiError> {
         let owner = owner.to_ascii_lowercase();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.modify(
             &owner,
             event_id,
@@ -124,7 +124,7 @@ impl GoogleEmulator {
     /// description comes back as the web editor stores it (see `html`).
     pub fn web_editor_roundtrip(&self, owner: &str, event_id: &str) -> Result<Json, ApiError> {
         let owner = owner.to_ascii_lowercase();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.modify(
             &owner,
             event_id,
@@ -160,7 +160,7 @@ impl GoogleEmulator {
                 "The organizer of an invitation is someone else.",
             ));
         }
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if body.get("id").is_none() {
             body["id"] = json!(format!("inv{:08}abc", st.next_random_id));
             st.next_random_id += 1;
@@ -194,7 +194,7 @@ impl GoogleEmulator {
     ) -> Result<Json, ApiError> {
         let owner = owner.to_ascii_lowercase();
         let destination = destination.to_ascii_lowercase();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if !st.calendars.contains_key(&destination) {
             return Err(ApiError::not_found());
         }
@@ -217,7 +217,7 @@ impl GoogleEmulator {
         }
         let guest = guest.to_ascii_lowercase();
         let owner = owner.to_ascii_lowercase();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.modify(
             &owner,
             event_id,
@@ -241,7 +241,7 @@ impl GoogleEmulator {
     /// A secondary calendar (`id` like `team@group.calendar.google.com`)
     /// that `writers` may write to, as a destination for moves.
     pub fn add_calendar(&self, id: &str, summary: &str, writers: &[String]) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let cal = st.calendars.entry(id.to_ascii_lowercase()).or_default();
         cal.summary = summary.to_string();
         cal.writers
@@ -250,67 +250,70 @@ impl GoogleEmulator {
 
     /// Every sync and page token issued so far stops working (`410`).
     pub fn invalidate_sync_tokens(&self) {
-        lock(&self.state).token_epoch += 1;
+        self.state.lock().token_epoch += 1;
     }
 
     pub fn switches(&self) -> Switches {
-        lock(&self.state).switches.clone()
+        self.state.lock().switches.clone()
     }
 
     /// Sets the behaviour switches. Page sizes must let a listing end.
     pub fn set_switches(&self, switches: Switches) -> Result<(), String> {
-        if let Some(sizes) = &switches.page_sizes
-            && !sizes.iter().any(|n| *n > 0)
+        if switches
+            .page_sizes
+            .as_ref()
+            .is_some_and(|sizes| !sizes.iter().any(|n| *n > 0))
         {
             return Err("page_sizes needs a size above 0, or a listing never ends".into());
         }
-        lock(&self.state).switches = switches;
+        self.state.lock().switches = switches;
         Ok(())
     }
 
     /// Sets (or, with `None`, lifts) the limit on external invitations;
     /// the count starts again.
     pub fn set_invitation_limit(&self, limit: Option<InvitationLimit>) {
-        lock(&self.state).invitations.set(limit);
+        self.state.lock().invitations.set(limit);
     }
 
     /// External invitations `user` sent within the current window.
     pub fn invitations_sent(&self, user: &str) -> usize {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         st.invitations.sent(&user.to_ascii_lowercase(), st.now())
     }
 
     /// The emulator's clock (event stamps, the invitation window).
     pub fn clock(&self) -> DateTime<Utc> {
-        lock(&self.state).now()
+        self.state.lock().now()
     }
 
     /// Lets time pass at once (negative goes back).
     pub fn advance_clock(&self, secs: i64) {
-        lock(&self.state).clock_offset += chrono::Duration::seconds(secs);
+        self.state.lock().clock_offset += chrono::Duration::seconds(secs);
     }
 
     /// Requests per call name (`events.list`, `events.patch`, `token`, ...).
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        lock(&self.state).counters.clone()
+        self.state.lock().counters.clone()
     }
 
     pub fn reset_counters(&self) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.counters.clear();
         st.writes.clear();
     }
 
     /// The writes made so far, with whom they notified.
     pub fn writes(&self) -> Vec<WriteRecord> {
-        lock(&self.state).writes.clone()
+        self.state.lock().writes.clone()
     }
 
     /// Every event of a calendar, tombstones included (for assertions).
     /// Whether `owner`'s calendar holds a live (not cancelled) event `id`;
     /// for watching a benchmark without copying the calendar.
     pub fn has_live_event(&self, owner: &str, id: &str) -> bool {
-        lock(&self.state)
+        self.state
+            .lock()
             .calendars
             .get(&owner.to_ascii_lowercase())
             .and_then(|c| c.events.get(id))
@@ -319,7 +322,8 @@ impl GoogleEmulator {
 
     /// How many events `owner`'s calendar holds (tombstones included).
     pub fn event_count(&self, owner: &str) -> usize {
-        lock(&self.state)
+        self.state
+            .lock()
             .calendars
             .get(&owner.to_ascii_lowercase())
             .map(|c| c.events.len())
@@ -327,7 +331,8 @@ impl GoogleEmulator {
     }
 
     pub fn events(&self, owner: &str) -> Vec<Json> {
-        lock(&self.state)
+        self.state
+            .lock()
             .calendars
             .get(&owner.to_ascii_lowercase())
             .map(|c| {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::state::{GoogleEmulator, Json, Principal, State, lock};
+use super::state::{GoogleEmulator, Json, Principal, State};
 
 /// What the token endpoint knows: the service account, its public key, the
 /// Workspace users, and the Admin-console switches of the setup guide.
@@ -50,7 +50,7 @@ impl GoogleEmulator {
         assertion: &str,
         audience: &str,
     ) -> Result<Json, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         *st.counters.entry("token".into()).or_default() += 1;
         if grant_type != JWT_BEARER {
             return Err(ApiError::oauth(
@@ -144,7 +144,7 @@ impl GoogleEmulator {
     /// Changes the Admin/Cloud-console switches (delegation, API enabled,
     /// clock skew) in place.
     pub fn with_auth<R>(&self, f: impl FnOnce(&mut AuthSetup) -> R) -> R {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let r = f(&mut st.auth);
         let users: Vec<String> = st.auth.users.iter().cloned().collect();
         for u in users {
@@ -157,7 +157,7 @@ impl GoogleEmulator {
     /// in the same process (property tests) that still go through `begin`.
     pub fn issue_token(&self, subject: &str) -> String {
         let token = format!("ya29.inproc-{}", random_token());
-        lock(&self.state).grants.insert(
+        self.state.lock().grants.insert(
             token.clone(),
             Grant {
                 subject: Some(subject.to_ascii_lowercase()),
@@ -169,7 +169,7 @@ impl GoogleEmulator {
 
     /// Forgets the issued access tokens, as if they all expired.
     pub fn expire_access_tokens(&self) {
-        lock(&self.state).grants.clear();
+        self.state.lock().grants.clear();
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::recurrence;
-use super::state::{GoogleEmulator, Json, Principal, State, lock};
+use super::state::{GoogleEmulator, Json, Principal, State};
 use super::store::{SERVER_FIELDS, Write};
 use super::validate::{is_cancelled, merge, organizer_copy};
 
@@ -45,7 +45,7 @@ impl GoogleEmulator {
         calendar_id: &str,
         event_id: &str,
     ) -> Result<Json, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let cal = st.resolve(who, calendar_id)?;
         st.current(&cal, event_id).map(Value::Object)
     }
@@ -57,7 +57,7 @@ impl GoogleEmulator {
         body: Json,
         send_updates_param: Option<&str>,
     ) -> Result<Json, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let cal = st.resolve(who, calendar_id)?;
         let send = send_updates(send_updates_param)?;
         let out = st.insert_event(&cal, body, api("insert", send, subject(who)), None)?;
@@ -75,7 +75,7 @@ impl GoogleEmulator {
         if_match: Option<&str>,
         send_updates_param: Option<&str>,
     ) -> Result<Json, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let cal = st.resolve(who, calendar_id)?;
         let send = send_updates(send_updates_param)?;
         let out = st.modify(
@@ -98,7 +98,7 @@ impl GoogleEmulator {
         if_match: Option<&str>,
         send_updates_param: Option<&str>,
     ) -> Result<Json, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let cal = st.resolve(who, calendar_id)?;
         let send = send_updates(send_updates_param)?;
         let out = st.modify(
@@ -136,7 +136,7 @@ impl GoogleEmulator {
         if_match: Option<&str>,
         send_updates_param: Option<&str>,
     ) -> Result<(), ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let cal = st.resolve(who, calendar_id)?;
         let send = send_updates(send_updates_param)?;
         let current = st.current(&cal, event_id)?;
@@ -150,8 +150,11 @@ impl GoogleEmulator {
         let me = cal.clone();
         st.modify(&cal, event_id, if_match, w, move |stored| {
             stored.insert("status".into(), json!("cancelled"));
-            if guest && let Some(list) = stored.get_mut("attendees").and_then(|a| a.as_array_mut())
-            {
+            let list = stored
+                .get_mut("attendees")
+                .and_then(|a| a.as_array_mut())
+                .filter(|_| guest);
+            if let Some(list) = list {
                 for a in list {
                     if a.get("email")
                         .and_then(|e| e.as_str())
@@ -179,7 +182,7 @@ impl GoogleEmulator {
         destination: &str,
         send_updates_param: Option<&str>,
     ) -> Result<Json, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let cal = st.resolve(who, calendar_id)?;
         let send = send_updates(send_updates_param)?;
         if destination.is_empty() {
@@ -262,9 +265,7 @@ impl State {
         }
         let organizer = {
             let mut o = json!({"email": to, "self": true});
-            if let Some(c) = self.calendars.get(to)
-                && c.summary != to
-            {
+            if let Some(c) = self.calendars.get(to).filter(|c| c.summary != to) {
                 o["displayName"] = json!(c.summary);
             }
             o

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::state::{GoogleEmulator, Principal, State, lock};
+use super::state::{GoogleEmulator, Principal, State};
 use crate::faults::{ANY, BadFault, Phase};
 
 /// The calls, by the names the counters and fault targets use, and whether
@@ -92,7 +92,7 @@ impl GoogleEmulator {
         call: &str,
         bearer: Option<&str>,
     ) -> Result<(Principal, Option<Duration>), ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.count(call);
         let principal = st.authenticate(bearer)?;
         if !st.auth.api_enabled {
@@ -134,7 +134,9 @@ impl GoogleEmulator {
     /// `count` faults for whatever calls come next, before they are applied.
     pub fn inject(&self, fault: Fault, count: usize) {
         // "any"/before is always a valid aim.
-        let _ = lock(&self.state)
+        let _ = self
+            .state
+            .lock()
             .faults
             .push(ANY, Phase::Before, fault, count);
     }
@@ -157,22 +159,22 @@ impl GoogleEmulator {
                     .into(),
             ));
         }
-        lock(&self.state).faults.push(on, phase, fault, count)
+        self.state.lock().faults.push(on, phase, fault, count)
     }
 
     pub fn clear_faults(&self) {
-        lock(&self.state).faults.clear();
+        self.state.lock().faults.clear();
     }
 
     /// Faults injected and not yet fired.
     pub fn pending_faults(&self) -> usize {
-        lock(&self.state).faults.pending()
+        self.state.lock().faults.pending()
     }
 
     /// A quota over calendar calls: `per_minute` requests in every window
     /// of `60s / time_scale`. `None` lifts it.
     pub fn set_quota(&self, per_minute: Option<u32>, time_scale: f64) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.quota = per_minute.map(|n| Quota {
             per_window: n,
             window: Duration::from_secs_f64(60.0 / time_scale.max(0.001)),

@@ -25,8 +25,9 @@ impl IntoResponse for ApiError {
         }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(self.body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = secs.to_string().parse()
+        if let Some(v) = self
+            .retry_after
+            .and_then(|secs| secs.to_string().parse().ok())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::recurrence::{self, OccStart};
-use super::state::{Calendar, GoogleEmulator, Json, Principal, State, StoredEvent, lock};
+use super::state::{Calendar, GoogleEmulator, Json, Principal, State, StoredEvent};
 use super::validate::{event_end, event_start, is_cancelled};
 
 /// The query of `events.list`, as sent.
@@ -144,9 +144,7 @@ impl Filters {
             .collect::<Result<_, _>>()?;
         let time_min = parse_time("timeMin", &q.time_min)?;
         let time_max = parse_time("timeMax", &q.time_max)?;
-        if let (Some(a), Some(b)) = (time_min, time_max)
-            && b <= a
-        {
+        if matches!((time_min, time_max), (Some(a), Some(b)) if b <= a) {
             // "Handle API errors", 400: the example Google gives.
             let mut e =
                 ApiError::bad_reason("timeRangeEmpty", "The specified time range is empty.");
@@ -366,7 +364,7 @@ impl GoogleEmulator {
         calendar_id: &str,
         q: &ListQuery,
     ) -> Result<Json, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let calendar = st.resolve(who, calendar_id)?;
         if q.sync_token.is_some()
             && (q.time_min.is_some()
@@ -521,7 +519,7 @@ impl GoogleEmulator {
         event_id: &str,
         q: &ListQuery,
     ) -> Result<Json, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let calendar = st.resolve(who, calendar_id)?;
         let cal = st
             .calendars

@@ -212,8 +212,9 @@ pub(super) fn default_horizon(master: &Map<String, Value>, now: DateTime<Utc>) -
 /// Splits an instance id into the master's id and the start it encodes.
 pub(super) fn parse_instance_id(id: &str) -> Option<(&str, OccStart)> {
     let (master, stamp) = id.rsplit_once('_')?;
-    if let Ok(d) = NaiveDate::parse_from_str(stamp, "%Y%m%d")
-        && stamp.len() == 8
+    if let Some(d) = NaiveDate::parse_from_str(stamp, "%Y%m%d")
+        .ok()
+        .filter(|_| stamp.len() == 8)
     {
         return Some((master, OccStart::Date(d)));
     }

@@ -11,8 +11,8 @@
 //! layer (`super::http`) is a thin wrapper, and property tests drive this
 //! type directly.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,9 @@ pub(super) struct State {
 /// The emulator. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct GoogleEmulator {
+    // parking_lot's lock does not poison: a panic while it is held cannot
+    // leave the state half-written in a way later calls would misread
+    // (every mutation is a single insert or field update).
     pub(super) state: Mutex<State>,
 }
 
@@ -111,13 +114,6 @@ pub struct GoogleEmulator {
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub(super) subject: Option<String>,
-}
-
-pub(super) fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    // A panic while holding the lock cannot leave the state half-written in
-    // a way later calls would misread (every mutation is a single insert or
-    // field update), so recover the guard rather than poisoning forever.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl GoogleEmulator {

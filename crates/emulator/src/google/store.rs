@@ -61,8 +61,10 @@ impl State {
     /// The organizer entry of an event made on `calendar`.
     fn organizer_of(&self, calendar: &str) -> Value {
         let mut o = json!({"email": calendar, "self": true});
-        if let Some(c) = self.calendars.get(calendar)
-            && c.summary != calendar
+        if let Some(c) = self
+            .calendars
+            .get(calendar)
+            .filter(|c| c.summary != calendar)
         {
             o["displayName"] = json!(c.summary);
         }
@@ -172,10 +174,9 @@ impl State {
         edit: impl FnOnce(&mut Map<String, Value>) -> Result<(), ApiError>,
     ) -> Result<Json, ApiError> {
         let before = self.current(calendar, event_id)?;
-        if let Some(tag) = if_match
-            && tag != "*"
-            && Some(tag) != before.get("etag").and_then(|e| e.as_str())
-        {
+        if if_match.is_some_and(|tag| {
+            tag != "*" && Some(tag) != before.get("etag").and_then(|e| e.as_str())
+        }) {
             return Err(ApiError::precondition_failed());
         }
         let mut after = before.clone();

@@ -1,5 +1,5 @@
 //! Unit tests of the Calendar state machine, driven without HTTP. The
-//! HTTP-level conformance tests are in the workspace's tests/emulator_google.rs.
+//! HTTP-level conformance tests are in crates/emulator/tests/google.rs.
 
 use serde_json::json;
 

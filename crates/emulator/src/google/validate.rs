@@ -148,8 +148,8 @@ fn check_attendees(body: &Map<String, Value>) -> Result<(), ApiError> {
         if !valid_email(email) {
             return Err(ApiError::bad("Invalid attendee email."));
         }
-        if let Some(r) = a.get("responseStatus")
-            && !r.as_str().is_some_and(|r| RESPONSES.contains(&r))
+        if a.get("responseStatus")
+            .is_some_and(|r| !r.as_str().is_some_and(|r| RESPONSES.contains(&r)))
         {
             return Err(ApiError::bad("Invalid attendee responseStatus."));
         }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use hitosync_core::model::InterviewRecord;
 
 use super::state::{
-    Answer, ApiError, Application, HitolinkEmulator, RateWindow, User, lock, now_jst, ok, to_json,
+    Answer, ApiError, Application, HitolinkEmulator, RateWindow, User, now_jst, ok, to_json,
 };
 use super::writes::{apply_decline, apply_patch};
 
@@ -17,7 +17,7 @@ impl HitolinkEmulator {
     /// record but the server's own fields; application and step default to
     /// the first known ones.
     pub fn admin_create(&self, fields: &Value) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let app_id = fields
             .get("application_id")
             .and_then(|v| v.as_str())
@@ -70,7 +70,7 @@ impl HitolinkEmulator {
 
     /// A recruiter edits, reschedules or cancels an interview (any field).
     pub fn admin_edit(&self, id: &str, fields: &Value) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let current = st.live(id)?.clone();
         let next = apply_patch(&current, fields, &st.users, true)?;
         Ok(ok(st.commit(current, next)))
@@ -78,7 +78,7 @@ impl HitolinkEmulator {
 
     /// A recruiter records a decline (辞退) in HITO-Link.
     pub fn admin_decline(&self, id: &str, body: &Value) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let current = st.live(id)?.clone();
         let next = apply_decline(&current, body)?;
         Ok(ok(st.commit(current, next)))
@@ -86,7 +86,7 @@ impl HitolinkEmulator {
 
     /// A recruiter deletes an interview: it stays in the feed as a tombstone.
     pub fn admin_delete(&self, id: &str) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let current = st.live(id)?.clone();
         let mut next = current.clone();
         next.deleted_at = Some(now_jst());
@@ -94,41 +94,43 @@ impl HitolinkEmulator {
     }
 
     pub fn add_application(&self, app: Application) {
-        lock(&self.state).applications.insert(app.id.clone(), app);
+        self.state.lock().applications.insert(app.id.clone(), app);
     }
 
     pub fn add_user(&self, user: User) {
-        lock(&self.state)
+        self.state
+            .lock()
             .users
             .insert(user.email.to_ascii_lowercase(), user);
     }
 
     /// Every cursor handed out so far answers `410` from now on.
     pub fn invalidate_cursors(&self) {
-        lock(&self.state).cursor_epoch += 1;
+        self.state.lock().cursor_epoch += 1;
     }
 
     /// `None` lifts the rate limit (tests and benchmarks that are not about it).
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
-        lock(&self.state).rate = per_minute.map(|n| RateWindow {
+        self.state.lock().rate = per_minute.map(|n| RateWindow {
             per_minute: n,
             recent: VecDeque::new(),
         });
     }
 
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        lock(&self.state).counters.clone()
+        self.state.lock().counters.clone()
     }
 
     pub fn reset_counters(&self) {
-        lock(&self.state).counters.clear();
+        self.state.lock().counters.clear();
     }
 
     /// Every record, tombstones included (for assertions).
     /// How many interviews name an event (`external_event_id` set); for
     /// watching a benchmark without copying every record.
     pub fn linked_count(&self) -> usize {
-        lock(&self.state)
+        self.state
+            .lock()
             .interviews
             .values()
             .filter(|r| r.external_event_id.is_some())
@@ -136,6 +138,6 @@ impl HitolinkEmulator {
     }
 
     pub fn interviews(&self) -> Vec<InterviewRecord> {
-        lock(&self.state).interviews.values().cloned().collect()
+        self.state.lock().interviews.values().cloned().collect()
     }
 }

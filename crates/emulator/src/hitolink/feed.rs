@@ -3,12 +3,12 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::state::{Answer, ApiError, HitolinkEmulator, lock, ok, to_json};
+use super::state::{Answer, ApiError, HitolinkEmulator, ok, to_json};
 
 impl HitolinkEmulator {
     /// `GET /v1/interviews/changes`.
     pub fn changes(&self, cursor: Option<&str>, limit: Option<&str>) -> Result<Answer, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let limit = match limit {
             None => 200,
             Some(l) => match l.parse::<usize>() {
@@ -48,7 +48,7 @@ impl HitolinkEmulator {
 
     /// `GET /v1/interviews/{id}`: tombstones too.
     pub fn get(&self, id: &str) -> Result<Answer, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         st.interviews
             .get(id)
             .map(|r| ok(to_json(r)))
@@ -57,7 +57,7 @@ impl HitolinkEmulator {
 
     /// `GET /v1/applications/{id}`.
     pub fn application(&self, id: &str) -> Result<Answer, ApiError> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         st.applications
             .get(id)
             .map(|a| ok(json!(a)))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{ApiError, HitolinkEmulator, lock};
+use super::state::{ApiError, HitolinkEmulator};
 use crate::faults::{BadFault, Phase};
 
 /// The calls, by the names the counters and fault targets use, and whether
@@ -58,7 +58,7 @@ impl HitolinkEmulator {
     /// Checks the bearer token, the rate limit and injected faults, and
     /// counts the call. Returns an injected latency, if any.
     pub fn begin(&self, call: &str, bearer: Option<&str>) -> Result<Option<Duration>, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         *st.counters.entry(call.to_string()).or_default() += 1;
         if bearer != Some(st.token.as_str()) {
             return Err(ApiError::new(
@@ -103,7 +103,9 @@ impl HitolinkEmulator {
     /// `count` faults for whatever calls come next, before they are applied.
     pub fn inject(&self, fault: Fault, count: usize) {
         // "any"/before is always a valid aim.
-        let _ = lock(&self.state)
+        let _ = self
+            .state
+            .lock()
             .faults
             .push(crate::faults::ANY, Phase::Before, fault, count);
     }
@@ -125,16 +127,16 @@ impl HitolinkEmulator {
                     .into(),
             ));
         }
-        lock(&self.state).faults.push(on, phase, fault, count)
+        self.state.lock().faults.push(on, phase, fault, count)
     }
 
     pub fn clear_faults(&self) {
-        lock(&self.state).faults.clear();
+        self.state.lock().faults.clear();
     }
 
     /// Faults injected and not yet fired.
     pub fn pending_faults(&self) -> usize {
-        lock(&self.state).faults.pending()
+        self.state.lock().faults.pending()
     }
 }
 

@@ -10,8 +10,8 @@
 //! in the feed. The HTTP layer (`super::http`) wraps this type; property
 //! tests drive it directly.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, FixedOffset, Offset as _, Utc};
@@ -133,13 +133,9 @@ pub(super) struct State {
 
 #[derive(Debug)]
 pub struct HitolinkEmulator {
+    // parking_lot's lock does not poison: every mutation is applied whole
+    // after validation, so a panic while it is held leaves consistent data.
     pub(super) state: Mutex<State>,
-}
-
-pub(super) fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    // Every mutation is applied whole after validation, so a poisoned lock
-    // holds consistent data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(super) fn jst() -> FixedOffset {

@@ -12,14 +12,13 @@ use serde_json::{Map, Value};
 use hitosync_core::model::{DeclineRecord, InterviewRecord, InterviewerRecord};
 
 use super::state::{
-    Answer, ApiError, HitolinkEmulator, RESPONSES, User, instant, lock, now_jst, ok, to_json,
-    to_jst,
+    Answer, ApiError, HitolinkEmulator, RESPONSES, User, instant, now_jst, ok, to_json, to_jst,
 };
 
 impl HitolinkEmulator {
     /// `POST /v1/interviews`: a booking made in the calendar.
     pub fn create(&self, idempotency_key: Option<&str>, body: &Value) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let key = required_key(idempotency_key)?;
         if let Some(first) = st.idempotency.get(&("create".into(), key.to_string())) {
             let replay = Answer {
@@ -148,7 +147,7 @@ impl HitolinkEmulator {
         if_match: Option<&str>,
         body: &Value,
     ) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let current = st.live(id)?.clone();
         check_version(&current, if_match)?;
         let next = apply_patch(&current, body, &st.users, false)?;
@@ -164,7 +163,7 @@ impl HitolinkEmulator {
         idempotency_key: Option<&str>,
         body: &Value,
     ) -> Result<Answer, ApiError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let key = required_key(idempotency_key)?;
         let scope = (format!("decline:{id}"), key.to_string());
         if let Some(first) = st.idempotency.get(&scope) {

@@ -99,7 +99,8 @@ impl Engine<'_> {
         };
         let mut version = write.if_match;
         for _ in 0..2 {
-            let span = info_span!("record", key = %WorkKey::Interview(iid.clone()), case = "write_back");
+            let span =
+                info_span!("record", key = %WorkKey::Interview(iid.clone()), case = "write_back");
             let e = match self
                 .hitolink
                 .patch(

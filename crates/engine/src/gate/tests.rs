@@ -164,9 +164,9 @@ fn the_breaker_decides_cancellations_only() {
             Fate::Apply { .. } => "apply",
             Fate::Later => "later",
             Fate::Held => "held",
-            other @ (Fate::Refused(_)
-            | Fate::Quiet(_)
-            | Fate::WaitForInvitations) => panic!("{other:?}"),
+            other @ (Fate::Refused(_) | Fate::Quiet(_) | Fate::WaitForInvitations) => {
+                panic!("{other:?}")
+            }
         };
         assert_eq!(got, want, "{breaker:?}");
         assert!(

@@ -88,9 +88,7 @@ impl Store {
                 )| {
                     let existed = match &new_record {
                         Some((event_id, bytes)) => {
-                            if let Some(old) = &old_event
-                                && old != event_id
-                            {
+                            if let Some(old) = old_event.as_ref().filter(|old| *old != event_id) {
                                 by_event.remove(old.as_str())?;
                             }
                             by_event.insert(event_id.as_str(), interview_id.as_bytes())?;

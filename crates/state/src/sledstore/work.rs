@@ -46,9 +46,7 @@ impl Store {
             Some(v) => Some(decode::<Entry<serde::de::IgnoredAny>>(db_key.as_bytes(), &v)?.order),
             None => None,
         };
-        if let Some(old) = &old_order
-            && old.as_slice() != order
-        {
+        if let Some(old) = old_order.as_ref().filter(|old| old.as_slice() != order) {
             self.work_order.remove(order_index_key(old, &db_key))?;
         }
         self.work.insert(

@@ -4,9 +4,7 @@
 //! faults a test can inject. Admin actions go through `/_admin/...` as a
 //! test of the standalone `hitosync emulate google` would send them.
 
-mod common;
-
-use common::{GoogleEmu, ORGANIZER, http};
+use hitosync_testkit::{GoogleEmu, ORGANIZER, http};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -962,87 +960,4 @@ async fn faults_before_the_write_change_nothing_and_can_be_aimed_at_one_call() {
         )
         .await;
     assert_eq!(code, 400);
-}
-
-// --- the standalone binary --------------------------------------------------
-
-/// `hitosync emulate google` in its own process: the admin API drives the
-/// same shapes and faults, and the real Calendar client sees them.
-#[tokio::test]
-async fn the_standalone_emulator_is_driven_through_its_admin_api() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let p12 = common::fixture("google-legacy.p12");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hitosync"))
-        .args(["emulate", "google", "--listen", "127.0.0.1:0"])
-        .args(["--service-account", common::SERVICE_ACCOUNT])
-        .args(["--organizer", ORGANIZER, "--p12"])
-        .arg(&p12)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let _child = Kill(child);
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line was {first:?}"))
-        .to_string();
-    let admin = |path: &str| format!("http://{addr}/_admin{path}");
-
-    let (code, inv) = http(
-        Method::POST,
-        &admin(&format!("/ui/{ORGANIZER}/invitations")),
-        &[],
-        Some(json!({
-            "organizer": "boss@example.co.jp",
-            "summary": "部長面談",
-            "start": {"dateTime": "2026-12-01T10:00:00+09:00"},
-            "end": {"dateTime": "2026-12-01T11:00:00+09:00"},
-        })),
-    )
-    .await
-    .unwrap();
-    assert_eq!(code, 200, "{inv}");
-    let (code, _) = http(
-        Method::POST,
-        &admin("/faults"),
-        &[],
-        Some(json!({"fault": {"kind": "disconnect"}, "on": "events.list", "phase": "before"})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(code, 204);
-
-    // the real client, through OAuth and its retry loop
-    let dir = tempfile::tempdir().unwrap();
-    let key = common::private_copy(dir.path(), "google-legacy.p12");
-    let text = format!(
-        "[google]\nservice_account_email = \"{}\"\np12_key_file = \"{}\"\norganizer_email = \"{ORGANIZER}\"\napi_base_url = \"http://{addr}/calendar/v3/\"\ntoken_uri = \"http://{addr}/token\"\n[hitolink]\nbase_url = \"http://127.0.0.1:1/\"\napi_token_file = \"/x\"\n",
-        common::SERVICE_ACCOUNT,
-        key.display()
-    );
-    let cfg = hitosync::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-    let client = hitosync::google::CalendarClient::connect(&cfg)
-        .await
-        .unwrap();
-    let page = client.list_page(None, None).await.unwrap();
-    assert_eq!(page.events.len(), 1, "the invitation is on the calendar");
-    let (_, counters) = http(Method::GET, &admin("/counters"), &[], None)
-        .await
-        .unwrap();
-    assert_eq!(counters["faults"], 1, "{counters}");
-    assert_eq!(counters["events.list"], 2, "the dropped list was retried");
 }

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use hitosync::config::{Backend, StateConfig};
-use hitosync::state::{Lease, StateStore};
-use hitosync::state_pg::PgState;
+use hitosync_config::{Backend, StateConfig};
+use hitosync_state::{Lease, StateStore};
+use hitosync_state_postgres::PgState;
 
 pub const HOW: &str = "HITOSYNC_TEST_PG_URL is not set, so the PostgreSQL tests cannot run. They need a throwaway PostgreSQL server: run `bash .ci/run` (which starts one), or as root `. .ci/postgres-for-tests` (it starts one on a private port and exports HITOSYNC_TEST_PG_URL), then `cargo test`, then `pg_for_tests_stop`";
 
@@ -160,7 +160,7 @@ pub async fn leased_store(pg: &PgState, link: &str) -> (Arc<dyn StateStore>, Arc
 /// Where a test's state lives: sled in a temp dir, or a fresh database.
 pub enum Backing {
     /// One database for every link, as the daemon opens it.
-    Sled(tempfile::TempDir, hitosync::state::SledDb),
+    Sled(tempfile::TempDir, hitosync_state::SledDb),
     Postgres(PgDb, PgState),
 }
 
@@ -172,7 +172,7 @@ impl Backing {
             Backing::Postgres(db, pg)
         } else {
             let dir = tempfile::tempdir().unwrap();
-            let db = hitosync::state::SledDb::open(dir.path()).unwrap();
+            let db = hitosync_state::SledDb::open(dir.path()).unwrap();
             Backing::Sled(dir, db)
         }
     }

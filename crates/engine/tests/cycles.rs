@@ -1,17 +1,15 @@
 //! The engine with the real clients against the emulators over loopback:
 //! the cost of an idle cycle, the order an import is applied in, and a
 //! stopped cycle resuming where it stopped. Each test runs on both state
-//! backends, sled and PostgreSQL (`*_on_postgres`: see tests/common/pg.rs).
-
-mod common;
+//! backends, sled and PostgreSQL (`*_on_postgres`: see crates/testkit/src/pg.rs).
 
 use std::sync::atomic::AtomicBool;
 
-use common::pg::Backing;
-use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients};
-use hitosync::config::SyncConfig;
-use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
-use hitosync::state::StateStore;
+use hitosync_config::SyncConfig;
+use hitosync_engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
+use hitosync_state::StateStore;
+use hitosync_testkit::pg::Backing;
+use hitosync_testkit::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients};
 use serde_json::json;
 
 fn writes(g: &GoogleEmu, h: &HitolinkEmu) -> u64 {
@@ -123,7 +121,7 @@ async fn idle_cycle_with_10_mapped_is_one_list_per_side() {
 
 #[tokio::test]
 async fn idle_cycle_with_10_mapped_is_one_list_per_side_on_postgres() {
-    if common::pg::skip("idle_cycle_with_10_mapped_is_one_list_per_side_on_postgres") {
+    if hitosync_testkit::pg::skip("idle_cycle_with_10_mapped_is_one_list_per_side_on_postgres") {
         return;
     }
     idle_cycle_after_import(10, true).await;
@@ -136,7 +134,7 @@ async fn idle_cycle_with_1000_mapped_is_one_list_per_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_cycle_with_1000_mapped_is_one_list_per_side_on_postgres() {
-    if common::pg::skip("idle_cycle_with_1000_mapped_is_one_list_per_side_on_postgres") {
+    if hitosync_testkit::pg::skip("idle_cycle_with_1000_mapped_is_one_list_per_side_on_postgres") {
         return;
     }
     idle_cycle_after_import(1000, true).await;
@@ -166,7 +164,7 @@ async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres() {
-    if common::pg::skip(
+    if hitosync_testkit::pg::skip(
         "an_import_reaches_the_calendar_soonest_first_and_resumes_in_order_on_postgres",
     ) {
         return;
@@ -254,7 +252,7 @@ async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs() {
 
 #[tokio::test]
 async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres() {
-    if common::pg::skip(
+    if hitosync_testkit::pg::skip(
         "a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_postgres",
     ) {
         return;
@@ -263,8 +261,8 @@ async fn a_parked_record_whose_re_read_fails_stays_parked_and_the_rest_syncs_on_
 }
 
 async fn re_read_failure_stays_parked(postgres: bool) {
-    use hitosync::emulator::faults::Phase;
-    use hitosync::emulator::google::Fault;
+    use hitosync_emulator::faults::Phase;
+    use hitosync_emulator::google::Fault;
     let g = GoogleEmu::start().await;
     let h = HitolinkEmu::start(hiring_seed()).await;
     // a booking for an application HITO-Link does not know: parked

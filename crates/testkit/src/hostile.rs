@@ -9,7 +9,9 @@
 //! lives here, in front of them.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -63,7 +65,7 @@ struct Inner {
     /// `Host` goes through, as a transparent proxy's would).
     upstream_host: std::sync::atomic::AtomicBool,
     rules: Mutex<Vec<Rule>>,
-    client: hitosync::http::Client,
+    client: hitosync_net::http::Client,
     /// Requests that matched a rule, by path prefix (for assertions).
     hits: Mutex<Vec<String>>,
 }
@@ -81,7 +83,7 @@ impl Hostile {
             upstream,
             upstream_host: Default::default(),
             rules: Mutex::new(vec![]),
-            client: hitosync::http::client(),
+            client: hitosync_net::http::client(),
             hits: Mutex::new(vec![]),
         });
         let router = axum::Router::new()
@@ -104,7 +106,7 @@ impl Hostile {
         action: Action,
         times: Option<usize>,
     ) {
-        self.inner.rules.lock().unwrap().push(Rule {
+        self.inner.rules.lock().push(Rule {
             method,
             path_prefix: path_prefix.to_string(),
             action,
@@ -122,7 +124,7 @@ impl Hostile {
 
     /// Back to forwarding everything.
     pub fn clear(&self) {
-        self.inner.rules.lock().unwrap().clear();
+        self.inner.rules.lock().clear();
     }
 
     /// How many requests a rule for `path_prefix` has caught.
@@ -130,7 +132,6 @@ impl Hostile {
         self.inner
             .hits
             .lock()
-            .unwrap()
             .iter()
             .filter(|p| p.as_str() == path_prefix)
             .count()
@@ -142,16 +143,12 @@ impl Hostile {
 }
 
 fn take_rule(inner: &Inner, method: &Method, path: &str) -> Option<Action> {
-    let mut rules = inner.rules.lock().unwrap();
+    let mut rules = inner.rules.lock();
     let i = rules.iter().position(|r| {
         path.starts_with(&r.path_prefix) && r.method.as_ref().is_none_or(|m| m == method)
     })?;
     let action = rules[i].action.clone();
-    inner
-        .hits
-        .lock()
-        .unwrap()
-        .push(rules[i].path_prefix.clone());
+    inner.hits.lock().push(rules[i].path_prefix.clone());
     if let Some(left) = rules[i].left.as_mut() {
         *left -= 1;
         if *left == 0 {
@@ -319,7 +316,7 @@ async fn forward(
         pass.push((axum::http::header::HOST, inner.upstream.to_string()));
     }
     let body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
-    match hitosync::http::send(&inner.client, method, &url, &pass, body).await {
+    match hitosync_net::http::send(&inner.client, method, &url, &pass, body).await {
         Ok(r) => {
             let mut out = Response::builder().status(r.status);
             for (n, v) in r.headers.iter() {

@@ -1,18 +1,16 @@
 //! The real HITO-Link client against the HITO-Link emulator over loopback.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::*;
-use hitosync::emulator::hitolink::Fault;
-use hitosync::hitolink::{
+use hitosync_core::model::{InterviewStatus, Response, Slot};
+use hitosync_core::reconcile::{Decliner, InterviewChange};
+use hitosync_emulator::hitolink::Fault;
+use hitosync_hitolink::{
     HitolinkClient, HitolinkError, InterviewPatch, NewInterview, TokenError, read_token,
 };
-use hitosync::model::{InterviewStatus, Response, Slot};
-use hitosync::reconcile::{Decliner, InterviewChange};
-use hitosync::retry::Backoff;
+use hitosync_net::retry::Backoff;
+use hitosync_testkit::*;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -143,7 +141,7 @@ async fn feed_read_during_writes_skips_nothing() {
 #[tokio::test]
 async fn a_bad_record_is_reported_on_its_own() {
     let mut seed = hiring_seed();
-    let mut bad: hitosync::model::InterviewRecord = serde_json::from_value(json!({
+    let mut bad: hitosync_core::model::InterviewRecord = serde_json::from_value(json!({
         "id": "iv_000900", "version": 3, "application_id": "ap_1",
         "candidate": {"id": "cd_1", "display_name": "山田 太郎", "email": "taro@example.com"},
         "job": {"id": "jb_1", "name": "カスタマーサクセス"}, "selection_step": null,

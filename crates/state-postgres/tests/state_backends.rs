@@ -4,18 +4,16 @@
 //! then what only PostgreSQL has: versioned migrations, fencing by lease,
 //! TLS and passwords.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::pg::{Backing, PgDb, leased_store};
-use hitosync::reconcile::{Case, Conflict, EventRef, Fields, Presentation, Snapshot};
-use hitosync::state::{
+use hitosync_core::reconcile::{Case, Conflict, EventRef, Fields, Presentation, Snapshot};
+use hitosync_state::{
     Commit, HistoryEntry, Intent, Lease, Side, StateError, StateStore, StateStoreExt, WorkKey,
 };
+use hitosync_testkit::pg::{Backing, PgDb, leased_store};
 
 fn snapshot(id: &str) -> Snapshot {
     Snapshot {
@@ -117,7 +115,7 @@ async fn conformance(postgres: bool) {
             .unwrap();
     }
     let r = s.record(&"iv_1".into()).await.unwrap().unwrap();
-    assert_eq!(r.history.len(), hitosync::state::HISTORY_LEN);
+    assert_eq!(r.history.len(), hitosync_state::HISTORY_LEN);
     assert_eq!(r.history.last().unwrap().summary, "step 29");
     // cursors
     s.set_cursors(Some("gtok"), Some("hcur"), Utc::now())
@@ -175,11 +173,11 @@ async fn conformance(postgres: bool) {
     assert_eq!(s.conflict_count().await.unwrap(), 1);
     assert_eq!(s.conflicts(10).await.unwrap()[0].conflict, c);
     // meta
-    s.put_meta(hitosync::state::BREAKER, &Some("why".to_string()))
+    s.put_meta(hitosync_state::BREAKER, &Some("why".to_string()))
         .await
         .unwrap();
     assert_eq!(
-        s.meta(hitosync::state::BREAKER)
+        s.meta(hitosync_state::BREAKER)
             .await
             .unwrap()
             .flatten()
@@ -214,7 +212,7 @@ async fn what_a_cycle_stores_reads_back_on_sled() {
 
 #[tokio::test]
 async fn what_a_cycle_stores_reads_back_on_postgres() {
-    if common::pg::skip("what_a_cycle_stores_reads_back_on_postgres") {
+    if hitosync_testkit::pg::skip("what_a_cycle_stores_reads_back_on_postgres") {
         return;
     }
     conformance(true).await;
@@ -304,7 +302,7 @@ async fn the_work_set_and_queues_keep_their_order_on_sled() {
 
 #[tokio::test]
 async fn the_work_set_and_queues_keep_their_order_on_postgres() {
-    if common::pg::skip("the_work_set_and_queues_keep_their_order_on_postgres") {
+    if hitosync_testkit::pg::skip("the_work_set_and_queues_keep_their_order_on_postgres") {
         return;
     }
     work_and_queues(true).await;
@@ -315,7 +313,7 @@ async fn the_work_set_and_queues_keep_their_order_on_postgres() {
 /// past it, so the next cycle reads it again).
 #[tokio::test]
 async fn a_page_of_work_is_written_in_one_transaction_on_postgres() {
-    if common::pg::skip("a_page_of_work_is_written_in_one_transaction_on_postgres") {
+    if hitosync_testkit::pg::skip("a_page_of_work_is_written_in_one_transaction_on_postgres") {
         return;
     }
     let db = PgDb::fresh().await;
@@ -343,10 +341,10 @@ async fn a_page_of_work_is_written_in_one_transaction_on_postgres() {
 /// refused, never written.
 #[tokio::test]
 async fn an_older_schema_is_migrated_and_a_newer_one_refused() {
-    if common::pg::skip("an_older_schema_is_migrated_and_a_newer_one_refused") {
+    if hitosync_testkit::pg::skip("an_older_schema_is_migrated_and_a_newer_one_refused") {
         return;
     }
-    use hitosync::state_pg::{LATEST, PgState, migrate_to};
+    use hitosync_state_postgres::{LATEST, PgState, migrate_to};
     let db = PgDb::fresh().await;
     let cfg = db.state_config();
     let old = PgState::connect_only(&cfg).unwrap();
@@ -359,7 +357,7 @@ async fn an_older_schema_is_migrated_and_a_newer_one_refused() {
         .await
             == ["0"]
     );
-    let body = serde_json::to_string(&hitosync::state::Record {
+    let body = serde_json::to_string(&hitosync_state::Record {
         snapshot: snapshot("iv_1"),
         synced_at: Utc::now(),
         history: vec![],
@@ -394,7 +392,7 @@ async fn an_older_schema_is_migrated_and_a_newer_one_refused() {
 /// another replica took the link over, the old holder writes nothing.
 #[tokio::test]
 async fn a_replica_that_lost_its_lease_writes_nothing() {
-    if common::pg::skip("a_replica_that_lost_its_lease_writes_nothing") {
+    if hitosync_testkit::pg::skip("a_replica_that_lost_its_lease_writes_nothing") {
         return;
     }
     let db = PgDb::fresh().await;
@@ -515,19 +513,23 @@ async fn a_replica_that_lost_its_lease_writes_nothing() {
 /// must be private; errors name the database without the password.
 #[tokio::test]
 async fn tls_and_a_password_from_a_private_file() {
-    if common::pg::skip("tls_and_a_password_from_a_private_file") {
+    if hitosync_testkit::pg::skip("tls_and_a_password_from_a_private_file") {
         return;
     }
-    use hitosync::state_pg::PgState;
+    use hitosync_state_postgres::PgState;
     let db = PgDb::fresh().await;
     let user = std::env::var("HITOSYNC_TEST_PG_PASSWORD_USER").unwrap_or_else(|_| {
         panic!(
             "HITOSYNC_TEST_PG_PASSWORD_USER is not set; {}",
-            common::pg::HOW
+            hitosync_testkit::pg::HOW
         )
     });
-    let ca = std::env::var("HITOSYNC_TEST_PG_CA")
-        .unwrap_or_else(|_| panic!("HITOSYNC_TEST_PG_CA is not set; {}", common::pg::HOW));
+    let ca = std::env::var("HITOSYNC_TEST_PG_CA").unwrap_or_else(|_| {
+        panic!(
+            "HITOSYNC_TEST_PG_CA is not set; {}",
+            hitosync_testkit::pg::HOW
+        )
+    });
     db.query(&format!("GRANT ALL ON DATABASE {} TO {user}", db.name))
         .await;
     db.query(&format!("ALTER DATABASE {} OWNER TO {user}", db.name))

@@ -14,9 +14,7 @@
 //!
 //! The same histories run on both state backends: sled, and PostgreSQL
 //! (`PROPTEST_PG_CASES` histories, 100 unless set; each gets a database of
-//! its own on the server tests/common/pg.rs names).
-
-mod common;
+//! its own on the server crates/testkit/src/pg.rs names).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,22 +25,22 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use common::pg::{PgDb, leased_store};
-use common::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
-use hitosync::config::SyncConfig;
-use hitosync::emulator::faults::Phase;
-use hitosync::emulator::google::{Fault as GFault, GoogleEmulator};
-use hitosync::emulator::hitolink::{Fault as HFault, HitolinkEmulator};
-use hitosync::engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
-use hitosync::google::{CalendarClient, EventPage, GoogleError};
-use hitosync::hitolink::{
-    ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,
-};
-use hitosync::model::{CalendarEvent, EventStatus, Interview, Response};
-use hitosync::reconcile::{
+use hitosync_config::SyncConfig;
+use hitosync_core::model::{CalendarEvent, EventStatus, Interview, Response};
+use hitosync_core::reconcile::{
     Decliner, EventChange, EventDraft, Notify, Policy, hitolink_view, parse_meeting_url,
 };
-use hitosync::state::{StateStore, Store};
+use hitosync_emulator::faults::Phase;
+use hitosync_emulator::google::{Fault as GFault, GoogleEmulator};
+use hitosync_emulator::hitolink::{Fault as HFault, HitolinkEmulator};
+use hitosync_engine::{CalendarApi, CycleOptions, Engine, HitolinkApi};
+use hitosync_google::{CalendarClient, EventPage, GoogleError};
+use hitosync_hitolink::{
+    ApplicationInfo, ChangePage, HitolinkClient, HitolinkError, InterviewPatch, NewInterview,
+};
+use hitosync_state::{StateStore, Store};
+use hitosync_testkit::pg::{PgDb, leased_store};
+use hitosync_testkit::{GoogleEmu, HitolinkEmu, ORGANIZER, hiring_seed, real_clients_paged};
 
 // ---------------------------------------------------------------------------
 // Chaos: counts every remote call; can die at call N, or run an edit first.
@@ -332,8 +330,8 @@ struct World {
     /// With PostgreSQL: the database (sled lives in `dir`).
     pg: Option<(
         PgDb,
-        hitosync::state_pg::PgState,
-        Arc<hitosync::state::Lease>,
+        hitosync_state_postgres::PgState,
+        Arc<hitosync_state::Lease>,
     )>,
     store: Option<Arc<dyn StateStore>>,
     clock: DateTime<Utc>,
@@ -356,10 +354,10 @@ struct Noise {
 fn tmp() -> tempfile::TempDir {
     // tmpfs where there is one: sled flushes at every commit point
     let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(d) = tempfile::tempdir_in(shm)
-    {
-        return d;
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
     }
     tempfile::tempdir().unwrap()
 }
@@ -373,7 +371,7 @@ fn reopen(dir: &std::path::Path) -> Store {
     for _ in 0..200 {
         match Store::open(dir) {
             Ok(s) => return s,
-            Err(hitosync::state::StateError::Locked { .. }) => {
+            Err(hitosync_state::StateError::Locked { .. }) => {
                 std::thread::sleep(std::time::Duration::from_millis(5))
             }
             Err(e) => panic!("{e}"),
@@ -936,8 +934,10 @@ async fn check(w: &World) -> Result<(), String> {
     // names of events that exist can be duplicates)
     let mut per_event: BTreeMap<String, usize> = BTreeMap::new();
     for r in &records {
-        if let Some(e) = &r.external_event_id
-            && events.iter().any(|ev| ev["id"] == e.as_str())
+        if let Some(e) = r
+            .external_event_id
+            .as_ref()
+            .filter(|e| events.iter().any(|ev| ev["id"] == e.as_str()))
         {
             *per_event.entry(e.clone()).or_default() += 1;
         }
@@ -1184,7 +1184,7 @@ fn invariants_hold_under_random_histories() {
 
 #[test]
 fn invariants_hold_under_random_histories_on_postgres() {
-    if common::pg::skip("invariants_hold_under_random_histories_on_postgres") {
+    if hitosync_testkit::pg::skip("invariants_hold_under_random_histories_on_postgres") {
         return;
     }
     histories(pg_cases(), 500, true);

@@ -1,19 +1,17 @@
 //! The real auth and Calendar client against the Calendar emulator over
 //! loopback HTTP.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
-use hitosync::config::Config;
-use hitosync::emulator::google::Fault;
-use hitosync::google::{
+use hitosync_config::Config;
+use hitosync_core::model::{Attendee, EventStatus, Response, Slot};
+use hitosync_core::reconcile::{EventChange, EventDraft, Notify};
+use hitosync_emulator::google::Fault;
+use hitosync_google::{
     AuthError, CalendarClient, ClientOptions, GoogleError, KeyError, ServiceAccount, SetupError,
 };
-use hitosync::model::{Attendee, EventStatus, Response, Slot};
-use hitosync::reconcile::{EventChange, EventDraft, Notify};
-use hitosync::retry::Backoff;
+use hitosync_net::retry::Backoff;
+use hitosync_testkit::*;
 use serde_json::json;
 
 fn config(g: &GoogleEmu, key: &Path, organizer: &str, extra: &str) -> Config {

@@ -3,9 +3,7 @@
 //! applied, and what HITOLINK-API.md says a client then meets (the
 //! `Idempotency-Key` replay, the `412` with the current record).
 
-mod common;
-
-use common::{HITOLINK_TOKEN, HitolinkEmu, hiring_seed, http};
+use hitosync_testkit::{HITOLINK_TOKEN, HitolinkEmu, hiring_seed, http};
 use http::Method;
 use serde_json::{Value, json};
 
