@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
-use hitosync_core::reconcile::{LookAlike, Snapshot, derived_event_id};
+use hitosync_core::ids::InterviewId;
+use hitosync_core::reconcile::{LookAlike, Seen, Snapshot, derived_event_id};
 use hitosync_net::disposition::{Disposed, Disposition};
 use hitosync_state::{StateError, StateStoreExt, WorkKey};
 
@@ -161,7 +162,7 @@ impl Engine<'_> {
                     Err(e) if !e.disposition().ends_cycle() => {
                         if !dry {
                             let reason =
-                                format!("reading the event the interview names failed: {e}");
+                                format!("reading the other side this record names failed: {e}");
                             self.store.park(key, &reason, ctx.now).await?;
                         }
                         report.parked += 1;
@@ -224,13 +225,24 @@ impl Engine<'_> {
     /// whatever an admin typed. That event is read (one request, only in
     /// this case) and handed to the decision among the claimants, which
     /// adopts it only if it is this interview's.
+    ///
+    /// The other way round, an unmapped event may carry the ID of an
+    /// interview this cycle did not hear of: the store was lost, and the
+    /// full listing missed the event while it was being edited, so the
+    /// interview went by alone (a cancelled one makes no event and leaves
+    /// no record). The interview is read (one request, only in this case)
+    /// so the event is decided against what HITO-Link says now instead of
+    /// being left live beside a cancelled interview.
     async fn with_named_event(
         &self,
         key: &WorkKey,
         mut item: WorkItem,
     ) -> Result<WorkItem, EngineError> {
-        let (WorkKey::Interview(id), Some(iv)) = (key, item.hitolink.now()) else {
+        let WorkKey::Interview(id) = key else {
             return Ok(item);
+        };
+        let Some(iv) = item.hitolink.now() else {
+            return self.with_named_interview(id, item).await;
         };
         let Some(named) = iv.external_event_id.clone() else {
             return Ok(item);
@@ -253,6 +265,38 @@ impl Engine<'_> {
                 | Disposition::StartOver
                 | Disposition::EndCycle
                 | Disposition::Stopped => return Err(EngineError::Google(e)),
+            },
+        }
+        Ok(item)
+    }
+
+    /// See [`Self::with_named_event`]: an event names an interview that
+    /// HITO-Link did not show this cycle and the store does not know.
+    async fn with_named_interview(
+        &self,
+        id: &InterviewId,
+        mut item: WorkItem,
+    ) -> Result<WorkItem, EngineError> {
+        let named = matches!(&item.hitolink, Seen::NoNews)
+            && item
+                .calendar
+                .now()
+                .is_some_and(|ev| ev.interview_id() == Some(id.as_str()));
+        if !named || self.store.record(id).await?.is_some() {
+            return Ok(item);
+        }
+        match self.hitolink.get(id).await {
+            Ok(iv) => item.hitolink = Seen::Now(iv),
+            Err(e) => match e.disposition() {
+                // Never existed (or an ID HITO-Link refuses): the event
+                // stays an orphan, left alone.
+                Disposition::Gone | Disposition::Rejected => {}
+                Disposition::ReadAgain
+                | Disposition::RetryLater
+                | Disposition::HoldNotifications
+                | Disposition::StartOver
+                | Disposition::EndCycle
+                | Disposition::Stopped => return Err(EngineError::Hitolink(e)),
             },
         }
         Ok(item)

@@ -1347,3 +1347,45 @@ fn regression_a_reset_answer_is_put_right_without_the_record() {
     ];
     assert_eq!(rt.block_on(history(ops)), Ok(()));
 }
+
+/// Found by the property test (CI, December 2026): four lookalike
+/// interviews, one event made all-day in the calendar, one interview
+/// deleted, the store wiped, and an event moved while a cycle ran.
+#[test]
+fn regression_lookalikes_a_wipe_and_a_raced_move() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let create = |scheduled| Op::HlCreate {
+        app: 0,
+        day: 1,
+        hour: 9,
+        scheduled,
+        both: false,
+    };
+    let ops = vec![
+        create(true),
+        create(true),
+        create(true),
+        create(true),
+        Op::Cycle,
+        Op::GReshape {
+            pick: 101,
+            recurring: false,
+        },
+        Op::Cycle,
+        Op::HlDelete { pick: 57 },
+        Op::Wipe,
+        Op::Race {
+            after: 1,
+            edit: Box::new(Op::GMove {
+                pick: 237,
+                day: 1,
+                hour: 9,
+            }),
+        },
+        create(false),
+    ];
+    assert_eq!(rt.block_on(history_with(ops, false)), Ok(()));
+}
